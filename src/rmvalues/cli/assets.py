@@ -1,0 +1,31 @@
+"""`rmvalues assets`: fetch and list the real test assets (tokenizers, templates, small models)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Test assets: real tokenizers, chat templates and small models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_assets() -> None:
+    """List the known assets and whether each is fetched."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rmvalues.assets import is_fetched, registry
+
+    table = Table("name", "fetched", "description")
+    for name, asset in sorted(registry().items()):
+        table.add_row(name, "yes" if is_fetched(name) else "no", asset.description)
+    Console().print(table)
+
+
+@app.command("fetch")
+def fetch(names: list[str] = typer.Argument(None, help="Assets to fetch (default: all).")) -> None:
+    """Download and verify assets into the cache (`$RMVALUES_CACHE`)."""
+    from rmvalues.assets import fetch_asset, registry
+
+    for name in names or sorted(registry()):
+        path = fetch_asset(name)
+        typer.echo(f"{name}: {path}")

@@ -1,0 +1,1 @@
+"""Score heads: one small class per head type, vendored so no ``trust_remote_code`` is needed."""

@@ -1,0 +1,59 @@
+"""The known-model registry: a data file (``registry.toml``) read by one loader.
+
+Adding a reward model is a data change. Any field the registry lacks is resolved at load time
+(e.g. the revision sha) and recorded in the run's manifest.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib.resources import files
+
+from pydantic import BaseModel, ConfigDict
+
+from rmvalues.errors import ModelError
+
+
+class ModelSpec(BaseModel):
+    """One known reward model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    hub_id: str
+    revision: str | None = None
+    base_family: str
+    base_version: str
+    size_b: float
+    dtype: str = "bfloat16"
+    head: str = "sequence_classification"
+    batch_size: int = 64
+    released_scores: str | None = None
+
+
+@cache
+def known_models() -> dict[str, ModelSpec]:
+    """All registry entries by key, in file order."""
+    data = tomllib.loads(files("rmvalues.models").joinpath("registry.toml").read_text("utf-8"))
+    return {key: ModelSpec(key=key, **spec) for key, spec in data["models"].items()}
+
+
+def find_model(name: str) -> ModelSpec | None:
+    """Look a model up by registry key or hub id (case-insensitive); ``None`` if unknown."""
+    lowered = name.lower()
+    for spec in known_models().values():
+        if lowered in (spec.key.lower(), spec.hub_id.lower()):
+            return spec
+    return None
+
+
+def get_model(name: str) -> ModelSpec:
+    spec = find_model(name)
+    if spec is None:
+        raise ModelError(
+            f"{name!r} is not in the model registry; known: {', '.join(known_models())}. "
+            "Pass a hub id or local directory to load it with the generic loader, or add it to "
+            "rmvalues/models/registry.toml."
+        )
+    return spec

@@ -1,0 +1,1 @@
+"""Results on disk: long-format Parquet tables with a provenance manifest beside each."""

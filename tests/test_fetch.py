@@ -1,0 +1,106 @@
+"""The pinned-fetch layer: checksums refuse bad files and keep nothing; archives yield members."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rmvalues import fetch
+from rmvalues.errors import ChecksumError, FetchError
+from rmvalues.fetch import PipSource, extract_member, fetch_pip_member, fetch_url
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_fetch_url_offline_copy_is_verified_and_cached(tmp_path: Path) -> None:
+    local = tmp_path / "offline"
+    local.mkdir()
+    (local / "words.csv").write_bytes(b"a,b\n")
+    dest = tmp_path / "cache" / "words.csv"
+    got = fetch_url("https://example.invalid/x/words.csv", _sha(b"a,b\n"), dest, local_dir=local)
+    assert got == dest and dest.read_bytes() == b"a,b\n"
+    # A second call is served from the cache even when the offline copy has gone.
+    (local / "words.csv").unlink()
+    assert fetch_url("https://example.invalid/x/words.csv", _sha(b"a,b\n"), dest, local_dir=local) == dest
+
+
+def test_fetch_url_wrong_checksum_keeps_nothing(tmp_path: Path) -> None:
+    local = tmp_path / "offline"
+    local.mkdir()
+    (local / "words.csv").write_bytes(b"tampered\n")
+    dest = tmp_path / "cache" / "words.csv"
+    with pytest.raises(ChecksumError, match="expected"):
+        fetch_url("https://example.invalid/words.csv", _sha(b"original\n"), dest, local_dir=local)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []  # no temporary file left behind either
+
+
+def test_fetch_url_missing_offline_copy_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="words.csv"):
+        fetch_url("https://example.invalid/words.csv", "0" * 64, tmp_path / "c" / "words.csv",
+                  local_dir=tmp_path)
+
+
+def test_corrupt_cached_copy_is_replaced(tmp_path: Path) -> None:
+    local = tmp_path / "offline"
+    local.mkdir()
+    (local / "f.txt").write_bytes(b"good")
+    dest = tmp_path / "cache" / "f.txt"
+    dest.parent.mkdir()
+    dest.write_bytes(b"corrupted")
+    fetch_url("https://example.invalid/f.txt", _sha(b"good"), dest, local_dir=local)
+    assert dest.read_bytes() == b"good"
+
+
+def _wheel(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _sdist(path: Path, top: str, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_extract_member_from_wheel_and_sdist(tmp_path: Path) -> None:
+    whl = _wheel(tmp_path / "pkg-1.0-py3-none-any.whl", {"pkg/data/x.dic": b"wheel"})
+    sdist = _sdist(tmp_path / "pkg-1.0.tar.gz", "pkg-1.0", {"vendor/t.jinja": b"sdist"})
+    extract_member(whl, "pkg/data/x.dic", tmp_path / "a")
+    extract_member(sdist, "vendor/t.jinja", tmp_path / "b")
+    assert (tmp_path / "a").read_bytes() == b"wheel"
+    assert (tmp_path / "b").read_bytes() == b"sdist"
+    with pytest.raises(FetchError, match="no member"):
+        extract_member(whl, "pkg/missing", tmp_path / "c")
+
+
+def test_fetch_pip_member_verifies_member_and_archive(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+
+    def fake_download(source: PipSource, into: Path) -> Path:
+        calls.append(source.requirement)
+        return _wheel(into / "pkg-1.0-py3-none-any.whl", {"pkg/x.txt": b"payload"})
+
+    monkeypatch.setattr(fetch, "download_distribution", fake_download)
+    source = PipSource("pkg==1.0", "pkg/x.txt")
+    dest = tmp_path / "cache" / "x.txt"
+    assert fetch_pip_member(source, _sha(b"payload"), dest).read_bytes() == b"payload"
+    fetch_pip_member(source, _sha(b"payload"), dest)
+    assert calls == ["pkg==1.0"]  # cached: the archive is downloaded once
+
+    other = tmp_path / "cache" / "y.txt"
+    with pytest.raises(ChecksumError):
+        fetch_pip_member(source, _sha(b"something else"), other)
+    assert not other.exists()

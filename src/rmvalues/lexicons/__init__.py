@@ -4,7 +4,7 @@
 ``load_lexicon("my.dic")`` reads a file in any supported format.
 """
 
-from rmvalues.lexicons.model import Lexicon, LexiconInfo
+from rmvalues.lexicons.model import Lexicon, LexiconInfo, is_wildcard
 from rmvalues.lexicons.normalize import (
     NORMALIZERS,
     exact_normalize,
@@ -12,13 +12,42 @@ from rmvalues.lexicons.normalize import (
     group_variants,
     paper_normalize,
 )
+from rmvalues.lexicons.readers import (
+    FORMATS,
+    detect_format,
+    format_lexicon,
+    parse_lexicon,
+    read_lexicon,
+    write_lexicon,
+)
+from rmvalues.lexicons.registry import (
+    LexiconSpec,
+    fetch_lexicon,
+    fetch_lexicons,
+    get_spec,
+    lexicon_specs,
+    load_lexicon,
+)
 
 __all__ = [
+    "FORMATS",
     "NORMALIZERS",
     "Lexicon",
     "LexiconInfo",
+    "LexiconSpec",
+    "detect_format",
     "exact_normalize",
+    "fetch_lexicon",
+    "fetch_lexicons",
+    "format_lexicon",
     "get_normalizer",
+    "get_spec",
     "group_variants",
+    "is_wildcard",
+    "lexicon_specs",
+    "load_lexicon",
     "paper_normalize",
+    "parse_lexicon",
+    "read_lexicon",
+    "write_lexicon",
 ]

@@ -32,6 +32,16 @@ class LexiconInfo:
     description: str = ""
 
 
+def _clean_label(s: object) -> bool:
+    """A term or category name every file format can hold and read back unchanged."""
+    return (
+        isinstance(s, str)
+        and bool(s)
+        and s == s.strip()
+        and not any(ch in s for ch in "\t\r\n")
+    )
+
+
 def is_wildcard(term: str) -> bool:
     """LIWC wildcard: a trailing ``*`` matches any continuation (``achiev*`` ⊃ ``achievement``)."""
     return term.endswith(WILDCARD)
@@ -55,14 +65,23 @@ class Lexicon:
         name = self.info.name
         if not self.categories:
             raise LexiconError(f"lexicon {name!r} has no categories; a lexicon needs at least one.")
+        for cat in self.categories:
+            if not _clean_label(cat):
+                raise LexiconError(
+                    f"lexicon {name!r} has an invalid category name {cat!r}: names must be "
+                    "non-empty, without surrounding whitespace, tabs or line breaks."
+                )
         if len(set(self.categories)) != len(self.categories):
             dupes = sorted({c for c in self.categories if self.categories.count(c) > 1})
             raise LexiconError(f"lexicon {name!r} repeats categories {dupes}; rename them.")
         known = set(self.categories)
         frozen: dict[str, Mapping[str, float]] = {}
         for term, cats in self.entries.items():
-            if not isinstance(term, str) or not term or term == WILDCARD:
-                raise LexiconError(f"lexicon {name!r} has an invalid term {term!r}; remove it.")
+            if not _clean_label(term) or term == WILDCARD:
+                raise LexiconError(
+                    f"lexicon {name!r} has an invalid term {term!r}: terms must be non-empty, "
+                    "without surrounding whitespace, tabs or line breaks, and not a bare '*'."
+                )
             if not cats:
                 raise LexiconError(f"lexicon {name!r}: term {term!r} has no category.")
             unknown = sorted(set(cats) - known)

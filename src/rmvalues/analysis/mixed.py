@@ -1,0 +1,216 @@
+"""Linear mixed models that read like R's ``summary(lme)`` and ``anova(lme)`` (nlme).
+
+The fit is statsmodels' ``MixedLM`` (REML, random intercept per group), whose estimates and fixed-
+effect covariance equal nlme's. What statsmodels lacks, and this module adds, is nlme's inference:
+
+* **denominator degrees of freedom** (Pinheiro & Bates 2000, §2.4.2; nlme's ``getFixDF``): a fixed-
+  effect column that is constant within every group is estimated *between* groups and gets
+  ``n_groups - (number of between columns, intercept included)``; every other column, and the
+  intercept itself, gets the within-group df ``N - n_groups - (number of within columns)``.
+  A term takes the df of the innermost stratum any of its columns belongs to.
+* **sequential (type I) F tests**: with ``U`` the upper Cholesky factor of the inverse fixed-effect
+  covariance (``U'U = V⁻¹``), ``c = U β`` splits the Wald statistic into one orthogonal piece per
+  column in model order; a term's F is the mean of its columns' ``c²`` (nlme's ``anova.lme``).
+  ``type="marginal"`` gives each term's Wald F adjusted for all others (``anova(..., type="m")``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from rmvalues.errors import AnalysisError, InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+#: The paper's model of Fig 1 (units from :func:`rmvalues.analysis.units.median_rank_units`).
+PAPER_FORMULA = "median_rank ~ base * category * framing"
+
+
+@dataclass
+class MixedModelResult:
+    """A fitted random-intercept model: nlme-style tables plus the fit's bookkeeping.
+
+    ``fixed``: term, estimate, se, df, t, p (one row per fixed-effect column, R's names);
+    ``anova``: term, num_df, den_df, F, p; ``variance``: group and residual variance and SD.
+    """
+
+    formula: str
+    group: str
+    fixed: pd.DataFrame
+    anova: pd.DataFrame
+    variance: pd.DataFrame
+    n_obs: int
+    n_groups: int
+    loglik: float
+    converged: bool
+    anova_type: str = "sequential"
+    levels: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary_text(self) -> str:
+        """Fixed effects and F table as aligned text (like ``summary(lme)`` + ``anova(lme)``)."""
+        lines = [f"Linear mixed model (REML): {self.formula} + (1 | {self.group})",
+                 f"  {self.n_obs} observations, {self.n_groups} groups; log-likelihood "
+                 f"{self.loglik:.2f}; converged: {self.converged}"]
+        if self.levels:
+            lines.append("  levels (reference first): " + "; ".join(
+                f"{k}: {' < '.join(map(str, v))}" for k, v in self.levels.items()))
+        lines.append("Fixed effects:")
+        lines.append(f"  {'term':<44}{'estimate':>10}{'SE':>9}{'df':>7}{'t':>9}{'p':>11}")
+        for r in self.fixed.itertuples():
+            lines.append(f"  {r.term:<44}{r.estimate:>10.3f}{r.se:>9.3f}{r.df:>7.0f}{r.t:>9.2f}"
+                         f"{r.p:>11.3g}")
+        lines.append(f"F tests ({self.anova_type}, nlme denominator df):")
+        lines.append(f"  {'term':<44}{'numDF':>6}{'denDF':>7}{'F':>11}{'p':>11}")
+        for r in self.anova.itertuples():
+            lines.append(f"  {r.term:<44}{r.num_df:>6d}{r.den_df:>7d}{r.F:>11.2f}{r.p:>11.3g}")
+        v = self.variance.set_index("component")
+        lines.append(f"Random intercept SD {v.loc['group', 'sd']:.3f}; residual SD "
+                     f"{v.loc['residual', 'sd']:.3f}")
+        return "\n".join(lines)
+
+
+def r_term_name(name: str) -> str:
+    """patsy column names in R's style: ``base[T.Llama]:category[T.Communion]`` → ``baseLlama:categoryCommunion``."""
+    import re
+
+    return re.sub(r"(?:C\()?([A-Za-z_][\w.]*)(?:,[^)]*\))?\)?\[T\.([^\]]+)\]", r"\1\2", name)
+
+
+def nlme_denominator_df(
+    exog: np.ndarray, groups: np.ndarray, term_columns: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """nlme's denominator df for each column and each term (one grouping level).
+
+    A column is "between" when constant within every group, else "within"; the intercept (constant
+    everywhere) is counted as a between-group parameter but reported with the within df.
+    """
+    import numpy as np
+
+    n, p = exog.shape
+    codes, _ = _group_codes(groups)
+    n_groups = int(codes.max()) + 1
+    constant = np.all(np.isclose(exog, exog[0]), axis=0)
+    within = np.zeros(p, dtype=bool)
+    for j in range(p):
+        if constant[j]:
+            continue
+        col = exog[:, j]
+        lo = np.full(n_groups, np.inf)
+        hi = np.full(n_groups, -np.inf)
+        np.minimum.at(lo, codes, col)
+        np.maximum.at(hi, codes, col)
+        within[j] = bool(np.any(~np.isclose(lo, hi)))
+    has_intercept = bool(constant.any())
+    n_between = int((~within & ~constant).sum()) + int(has_intercept)
+    n_within = int(within.sum())
+    df_between = n_groups - n_between
+    df_within = n - n_groups - n_within
+    col_df = np.where(within | constant, df_within, df_between).astype(int)
+    term_df = np.array([df_within if any(within[c] or constant[c] for c in cols) else df_between
+                        for cols in term_columns], dtype=int)
+    return col_df, term_df
+
+
+def _group_codes(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    uniques, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return codes, uniques
+
+
+def wald_f_tests(
+    beta: np.ndarray,
+    cov: np.ndarray,
+    term_columns: list[list[int]],
+    kind: Literal["sequential", "marginal"] = "sequential",
+) -> np.ndarray:
+    """Wald F per term: sequential (Cholesky of ``cov⁻¹``, model order) or marginal."""
+    import numpy as np
+
+    if kind == "sequential":
+        upper = np.linalg.cholesky(np.linalg.inv(cov)).T
+        c = upper @ beta
+        return np.array([float(np.sum(c[cols] ** 2)) / len(cols) for cols in term_columns])
+    if kind == "marginal":
+        out = []
+        for cols in term_columns:
+            b = beta[cols]
+            out.append(float(b @ np.linalg.solve(cov[np.ix_(cols, cols)], b)) / len(cols))
+        return np.array(out)
+    raise InputError(f"F test type {kind!r}: choose 'sequential' or 'marginal'.")
+
+
+def fit_mixed_model(
+    units: pd.DataFrame,
+    formula: str = PAPER_FORMULA,
+    group: str = "model",
+    *,
+    anova_type: Literal["sequential", "marginal"] = "sequential",
+    reml: bool = True,
+) -> MixedModelResult:
+    """Fit ``formula`` with a random intercept per ``group`` (REML); nlme-style t and F tables.
+
+    Factor levels follow the units' categorical order (reference level first); string columns are
+    ordered alphabetically, as R does.
+    """
+    import numpy as np
+    import pandas as pd
+    import statsmodels.formula.api as smf
+    from scipy import stats
+
+    if group not in units.columns:
+        raise InputError(f"units have no column {group!r} to group the random intercept by.")
+    data = units.reset_index(drop=True).copy()
+    n_groups = data[group].nunique()
+    if n_groups < 2:
+        raise AnalysisError(f"a mixed model needs at least two {group}s; the data have {n_groups}.")
+    levels = {c: [str(x) for x in data[c].cat.categories] for c in data.columns
+              if isinstance(data[c].dtype, pd.CategoricalDtype) and c in formula}
+    model = smf.mixedlm(formula, data, groups=data[group])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(reml=reml)
+    names = list(model.exog_names)
+    k = len(names)
+    beta = np.asarray(fit.fe_params, dtype=float)
+    cov = np.asarray(fit.cov_params(), dtype=float)[:k, :k]
+    if not np.all(np.isfinite(cov)):
+        raise AnalysisError(f"the fixed-effect covariance of {formula!r} is not finite: the design is "
+                            "degenerate (a factor level with no data, or a term confounded with "
+                            f"{group}).")
+    info = model.data.design_info if hasattr(model.data, "design_info") else model.data.orig_exog.design_info
+    term_names, term_columns = [], []
+    for term, sl in info.term_slices.items():
+        term_names.append(term.name())
+        term_columns.append(list(range(sl.start, sl.stop)))
+    col_df, term_df = nlme_denominator_df(model.exog, data[group].to_numpy(), term_columns)
+    se = np.sqrt(np.diag(cov))
+    t = beta / se
+    fixed = pd.DataFrame({
+        "term": [r_term_name(n) for n in names],
+        "estimate": beta, "se": se, "df": col_df, "t": t,
+        "p": 2 * stats.t.sf(np.abs(t), col_df),
+    })
+    fvals = wald_f_tests(beta, cov, term_columns, anova_type)
+    num_df = np.array([len(c) for c in term_columns])
+    anova = pd.DataFrame({
+        "term": [r_term_name(n) if n != "Intercept" else "(Intercept)" for n in term_names],
+        "num_df": num_df, "den_df": term_df, "F": fvals,
+        "p": stats.f.sf(fvals, num_df, term_df),
+    })
+    fixed.loc[fixed["term"] == "Intercept", "term"] = "(Intercept)"
+    group_var = float(np.asarray(fit.cov_re)[0, 0])
+    variance = pd.DataFrame({
+        "component": ["group", "residual"],
+        "variance": [group_var, float(fit.scale)],
+        "sd": [np.sqrt(group_var), np.sqrt(float(fit.scale))],
+    })
+    return MixedModelResult(
+        formula=formula, group=group, fixed=fixed, anova=anova, variance=variance,
+        n_obs=int(model.nobs), n_groups=int(n_groups), loglik=float(fit.llf),
+        converged=bool(getattr(fit, "converged", True)), anova_type=anova_type, levels=levels,
+    )

@@ -1,0 +1,166 @@
+"""Units of analysis: the median rank per (model, prompt, category), with prompt and model factors.
+
+The paper's unit is the median rank of a category's items under one prompt for one model (10 RMs ×
+54 prompts × 2 Big Two categories = 1,080 units). Factors attached here are what the mixed model and
+the panel tests use: ``framing``/``adjective``/``context``/``style`` of the prompt and ``base``
+(family), ``base_version`` and ``size_b`` of the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.errors import AnalysisError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Columns of a units table, in order (factor columns follow).
+UNIT_COLUMNS = ("model", "prompt_id", "category", "median_rank", "n_items")
+#: Level order used by every model and test: the reference level comes first (as in the paper's R).
+FRAMING_LEVELS = ("positive", "negative")
+#: Prompt adjectives of the paper's prompt set and their framing (used when no prompt set says so).
+_ADJECTIVE_FRAMING = {"best": "positive", "greatest": "positive", "good": "positive",
+                      "worst": "negative", "bad": "negative", "terrible": "negative"}
+
+
+def prompt_factors(prompt_ids: Iterable[str]) -> pd.DataFrame:
+    """Factors of each prompt id: ``prompt_id, adjective, context, style, framing``.
+
+    Taken from the paper's prompt set when it knows the id; otherwise derived from the id's
+    ``<adjective>_<context>_<style>`` pattern, as the authors' R code does. An id that fits neither
+    gets missing factors (and any model that needs them will say so).
+    """
+    import pandas as pd
+
+    ids = list(dict.fromkeys(prompt_ids))
+    known = _prompt_set_factors()
+    rows = []
+    for pid in ids:
+        if pid in known:
+            rows.append({"prompt_id": pid, **known[pid]})
+            continue
+        parts = pid.split("_")
+        adjective = parts[0] if parts else None
+        rows.append({
+            "prompt_id": pid,
+            "adjective": adjective,
+            "context": parts[1] if len(parts) > 1 else None,
+            "style": parts[2] if len(parts) > 2 else None,
+            "framing": _ADJECTIVE_FRAMING.get(adjective or ""),
+        })
+    frame = pd.DataFrame(rows, columns=["prompt_id", "adjective", "context", "style", "framing"])
+    frame["framing"] = pd.Categorical(frame["framing"], categories=list(FRAMING_LEVELS))
+    return frame
+
+
+def _prompt_set_factors() -> dict[str, dict[str, Any]]:
+    """Factors from the built-in paper prompt set, when the prompts module provides them."""
+    try:
+        from rmvalues.prompts import load_prompt_set  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    try:
+        prompts = load_prompt_set("paper-54")
+    except Exception:  # a missing optional registry must not stop an analysis of released data
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for p in getattr(prompts, "prompts", prompts):
+        pid = getattr(p, "id", None) or getattr(p, "prompt_id", None)
+        if pid is None:
+            continue
+        factors = {k: getattr(p, k, None) for k in ("adjective", "context", "style", "framing")}
+        if getattr(p, "factors", None):
+            factors.update({k: v for k, v in dict(p.factors).items() if k in factors})
+        if factors.get("framing") is None and factors.get("adjective"):
+            factors["framing"] = _ADJECTIVE_FRAMING.get(str(factors["adjective"]))
+        out[pid] = factors
+    return out
+
+
+def read_model_meta(source: str | Path | pd.DataFrame | Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """User model metadata (CSV/TOML/JSON file, frame, or ``{model: {base: ...}}``) as a frame.
+
+    Needs columns ``model`` and ``base``; ``base_version`` and ``size_b`` are optional.
+    """
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+    elif isinstance(source, Mapping):
+        frame = pd.DataFrame([{"model": m, **dict(v)} for m, v in source.items()])
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"model metadata file {path} does not exist.")
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text("utf-8"))
+            return read_model_meta(data.get("models", data))
+        if path.suffix == ".json":
+            import json
+
+            return read_model_meta(json.loads(path.read_text("utf-8")))
+        frame = pd.read_csv(path)
+    if "model" not in frame.columns or "base" not in frame.columns:
+        raise InputError("model metadata needs columns 'model' and 'base' (the base family).")
+    return frame
+
+
+def model_factors(models: Iterable[str], meta: Any = None) -> pd.DataFrame:
+    """``model, base, base_version, size_b`` per model: from ``meta`` first, then the RM registry.
+
+    ``base`` is the capitalised base family ("Gemma", "Llama"). A model found in neither raises
+    :class:`AnalysisError` naming it, since the base × category analysis needs every model's base.
+    """
+    import pandas as pd
+
+    from rmvalues.models.registry import find_model
+
+    given = read_model_meta(meta).set_index("model") if meta is not None else None
+    rows, missing = [], []
+    for model in dict.fromkeys(models):
+        if given is not None and model in given.index:
+            row = given.loc[model]
+            rows.append({"model": model, "base": str(row["base"]),
+                         "base_version": row.get("base_version"), "size_b": row.get("size_b")})
+            continue
+        spec = find_model(model)
+        if spec is None:
+            missing.append(model)
+            continue
+        rows.append({"model": model, "base": spec.base_family.capitalize(),
+                     "base_version": spec.base_version, "size_b": spec.size_b})
+    if missing:
+        raise AnalysisError(
+            f"no base-family metadata for model(s) {missing}: they are not in the RM registry. "
+            "Pass --model-meta FILE (CSV with columns model, base[, base_version, size_b])."
+        )
+    frame = pd.DataFrame(rows, columns=["model", "base", "base_version", "size_b"])
+    frame["size_b"] = pd.to_numeric(frame["size_b"], errors="coerce")
+    return frame
+
+
+def median_rank_units(
+    ranked: pd.DataFrame, *, model_meta: Any = None, require_base: bool = True
+) -> pd.DataFrame:
+    """Median rank per (model, prompt, category), with prompt and model factors attached.
+
+    ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
+    have a base family (registry or ``model_meta``).
+    """
+    import pandas as pd
+
+    units = (ranked.groupby(["model", "prompt_id", "category"], observed=True)["rank"]
+             .agg(median_rank="median", n_items="size").reset_index())
+    units = units.merge(prompt_factors(units["prompt_id"]), on="prompt_id", how="left")
+    if require_base:
+        units = units.merge(model_factors(units["model"], model_meta), on="model", how="left")
+        units["base"] = pd.Categorical(units["base"], categories=sorted(units["base"].unique()))
+    if isinstance(ranked["category"].dtype, pd.CategoricalDtype):
+        present = [c for c in ranked["category"].cat.categories if c in set(units["category"])]
+        units["category"] = pd.Categorical(units["category"], categories=present)
+    return units

@@ -4,6 +4,13 @@
 ``load_lexicon("my.dic")`` reads a file in any supported format.
 """
 
+from rmvalues.lexicons.coverage import (
+    Coverage,
+    joint_coverage,
+    lexicon_coverage,
+    match_tokens,
+    summarize_coverage,
+)
 from rmvalues.lexicons.model import Lexicon, LexiconInfo, is_wildcard
 from rmvalues.lexicons.normalize import (
     NORMALIZERS,
@@ -30,6 +37,11 @@ from rmvalues.lexicons.registry import (
 )
 
 __all__ = [
+    "Coverage",
+    "joint_coverage",
+    "lexicon_coverage",
+    "match_tokens",
+    "summarize_coverage",
     "FORMATS",
     "NORMALIZERS",
     "Lexicon",

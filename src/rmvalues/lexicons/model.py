@@ -42,6 +42,11 @@ def _clean_label(s: object) -> bool:
     )
 
 
+def _expandable(word: str) -> bool:
+    """A vocabulary string that may become a term when a wildcard matches it."""
+    return _clean_label(word) and not is_wildcard(word)
+
+
 def is_wildcard(term: str) -> bool:
     """LIWC wildcard: a trailing ``*`` matches any continuation (``achiev*`` ⊃ ``achievement``)."""
     return term.endswith(WILDCARD)
@@ -172,6 +177,8 @@ class Lexicon:
         LIWC, the most specific entry wins: a string that is itself an exact term keeps that term's
         categories, and a string matched by several wildcards takes the longest one's. The result
         has no wildcards; its terms are the exact terms followed by the matches in vocabulary order.
+        Strings that cannot be terms (empty, surrounding whitespace, a trailing ``*``) are skipped,
+        so pass normalised forms (e.g. the keys of ``group_variants``), not raw decoded tokens.
         """
         wildcards = sorted(
             ((t[:-1], cats) for t, cats in self.entries.items() if is_wildcard(t)),
@@ -188,7 +195,7 @@ class Lexicon:
         lengths = sorted(by_length, reverse=True)
         expanded: dict[str, Mapping[str, float]] = dict(exact)
         for word in vocabulary:
-            if word in expanded:
+            if word in expanded or not _expandable(word):
                 continue
             for n in lengths:
                 if n <= len(word) and (cats := by_length[n].get(word[:n])) is not None:
@@ -196,9 +203,28 @@ class Lexicon:
                     break
         return replace(self, entries=expanded)
 
+    def multi_category_terms(self) -> list[str]:
+        """Terms that belong to more than one category (e.g. 57 words of the MFD 2.0 ``.dic``)."""
+        return [t for t, cats in self.entries.items() if len(cats) > 1]
+
     def _check_category(self, category: str) -> None:
         if category not in self.categories:
             raise LexiconError(
                 f"{category!r} is not a category of lexicon {self.name!r}; "
                 f"categories: {list(self.categories)}."
             )
+
+
+def reference_expand(lexicon: Lexicon, vocabulary: Iterable[str]) -> Lexicon:
+    """Obviously-correct slow path of :meth:`Lexicon.expand`: try every wildcard on every string."""
+    exact = {t: c for t, c in lexicon.entries.items() if not is_wildcard(t)}
+    if len(exact) == len(lexicon.entries):
+        return lexicon
+    expanded: dict[str, Mapping[str, float]] = dict(exact)
+    for word in vocabulary:
+        if word in expanded or not _expandable(word):
+            continue
+        matches = [t for t in lexicon.entries if is_wildcard(t) and word.startswith(t[:-1])]
+        if matches:
+            expanded[word] = lexicon.entries[max(matches, key=len)]
+    return replace(lexicon, entries=expanded)

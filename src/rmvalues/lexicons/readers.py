@@ -78,7 +78,7 @@ class _Builder:
                     self.where,
                     line,
                     f"duplicate {what} (first on line {self.first_line[key]})",
-                    "remove the repeat, or read with duplicates='merge' to take the union",
+                    "remove the repeat, or read with duplicates='merge' (CLI: --duplicates merge) to take the union",
                 )
             self.first_line.setdefault(key, line)
         have = self.entries.setdefault(term, {})

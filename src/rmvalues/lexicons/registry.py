@@ -152,11 +152,13 @@ def load_builtin(name: str) -> Lexicon:
     return read_lexicon(path, fmt=spec.format, duplicates=spec.duplicates, info=spec.info())
 
 
-def load_lexicon(name_or_path: str | Path, *, duplicates: Duplicates = "error") -> Lexicon:
+def load_lexicon(
+    name_or_path: str | Path, *, fmt: Format | None = None, duplicates: Duplicates = "error"
+) -> Lexicon:
     """A built-in lexicon by name, or a lexicon file (format detected from extension and content).
 
     A :class:`~pathlib.Path` is always read as a file; a string is a built-in name if it is one.
-    ``duplicates`` applies to files only; built-ins carry their own policy in the registry.
+    ``fmt`` and ``duplicates`` apply to files only; built-ins carry their own in the registry.
     """
     if isinstance(name_or_path, str) and name_or_path in lexicon_specs():
         return load_builtin(name_or_path)
@@ -166,4 +168,4 @@ def load_lexicon(name_or_path: str | Path, *, duplicates: Duplicates = "error") 
             f"{str(name_or_path)!r} is neither a built-in lexicon ({', '.join(lexicon_specs())}) "
             "nor an existing file; check the name or path."
         )
-    return read_lexicon(path, duplicates=duplicates)
+    return read_lexicon(path, fmt=fmt, duplicates=duplicates)

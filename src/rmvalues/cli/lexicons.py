@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(help="Value lexicons: built-in (Big Two, MFD 2.0, ...) or your own files.",
@@ -23,7 +25,10 @@ def list_lexicons() -> None:
 
 
 @app.command("fetch")
-def fetch(names: list[str] = typer.Argument(None, help="Lexicons to fetch (default: all).")) -> None:
+def fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="Lexicons to fetch (default: all).")]
+    = None,
+) -> None:
     """Download and verify built-in lexicons into the cache (`$RMVALUES_CACHE`)."""
     from rmvalues.lexicons.registry import fetch_lexicons, lexicon_specs
 
@@ -33,12 +38,12 @@ def fetch(names: list[str] = typer.Argument(None, help="Lexicons to fetch (defau
 
 @app.command("show")
 def show(
-    name: str = typer.Argument(..., help="A built-in lexicon name, or a lexicon file path."),
-    samples: int = typer.Option(8, min=0, help="Sample terms to print per category."),
-    fmt: str = typer.Option(None, "--format", help="File format (default: detected): "
-                            "long-csv, wide-csv, dicx or dic."),
-    duplicates: str = typer.Option("error", help="For files: 'error' on a repeated term, or "
-                                   "'merge' its rows."),
+    name: Annotated[str, typer.Argument(help="A built-in lexicon name, or a lexicon file path.")],
+    samples: Annotated[int, typer.Option(min=0, help="Sample terms to print per category.")] = 8,
+    fmt: Annotated[str | None, typer.Option("--format", help="File format (default: detected): "
+                                            "long-csv, wide-csv, dicx or dic.")] = None,
+    duplicates: Annotated[str, typer.Option(help="For files: 'error' on a repeated term, or "
+                                            "'merge' its rows.")] = "error",
 ) -> None:
     """Counts per category, sample terms, citation, source and sha256 of one lexicon."""
     from rich.console import Console

@@ -37,13 +37,9 @@ from rmvalues.lexicons.registry import (
 )
 
 __all__ = [
-    "Coverage",
-    "joint_coverage",
-    "lexicon_coverage",
-    "match_tokens",
-    "summarize_coverage",
     "FORMATS",
     "NORMALIZERS",
+    "Coverage",
     "Lexicon",
     "LexiconInfo",
     "LexiconSpec",
@@ -56,10 +52,14 @@ __all__ = [
     "get_spec",
     "group_variants",
     "is_wildcard",
+    "joint_coverage",
+    "lexicon_coverage",
     "lexicon_specs",
     "load_lexicon",
+    "match_tokens",
     "paper_normalize",
     "parse_lexicon",
     "read_lexicon",
+    "summarize_coverage",
     "write_lexicon",
 ]

@@ -30,7 +30,7 @@ COVERAGE_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Coverage:
-    """How a vocabulary covers a lexicon: one row per term (``terms``) and the counts (``summary``)."""
+    """How a vocabulary covers a lexicon: one row per term (``terms``), counts (``summary``)."""
 
     terms: pd.DataFrame
     summary: dict[str, int]
@@ -92,9 +92,10 @@ def lexicon_coverage(
 
     Columns: ``bare_id`` / ``space_id`` — the token id whose text is exactly ``term`` /
     ``" " + term`` (``<NA>`` if none); ``single_bare``, ``single_space``, ``single_token`` (either);
-    ``variants`` / ``variant_ids`` — every single token that normalises to the term's normalised form
-    (case and spacing variants such as ``" Love"``, ``"LOVE"``); ``n_tokens`` / ``n_tokens_space`` —
-    how many tokens ``encode`` needs for ``term`` / ``" " + term`` (``<NA>`` without ``encode``).
+    ``variants`` / ``variant_ids`` — every single token that normalises to the term's normalised
+    form (case and spacing variants such as ``" Love"``, ``"LOVE"``); ``n_tokens`` /
+    ``n_tokens_space`` — how many tokens ``encode`` needs for ``term`` / ``" " + term``
+    (``<NA>`` without ``encode``).
     """
     import pandas as pd
 
@@ -129,7 +130,7 @@ def summarize_coverage(terms: pd.DataFrame) -> dict[str, int]:
     ``n_tokens``); ``any_variant``: terms some single token matches after normalisation.
     """
     return {
-        "terms": int(len(terms)),
+        "terms": len(terms),
         "single_bare": int(terms["single_bare"].sum()),
         "single_space": int(terms["single_space"].sum()),
         "single_token": int(terms["single_token"].sum()),
@@ -161,7 +162,7 @@ def joint_coverage(coverages: Mapping[str, Coverage]) -> Coverage:
             )
         frame[f"single_{name}"] = terms["single_token"].to_numpy()
     frame["single_all"] = frame[[f"single_{n}" for n in names]].all(axis=1)
-    summary = {"terms": int(len(frame))}
+    summary = {"terms": len(frame)}
     summary.update({f"single_{n}": int(frame[f"single_{n}"].sum()) for n in names})
     summary["single_all"] = int(frame["single_all"].sum())
     return Coverage(terms=frame, summary=summary)

@@ -23,7 +23,7 @@ WILDCARD = "*"
 
 @dataclass(frozen=True)
 class LexiconInfo:
-    """Where a lexicon comes from: what to cite, and the exact file (``sha256``) it was read from."""
+    """Where a lexicon comes from: what to cite, and the exact file (``sha256``) it was read."""
 
     name: str
     citation: str = ""

@@ -78,7 +78,8 @@ class _Builder:
                     self.where,
                     line,
                     f"duplicate {what} (first on line {self.first_line[key]})",
-                    "remove the repeat, or read with duplicates='merge' (CLI: --duplicates merge) to take the union",
+                    "remove the repeat, or read with duplicates='merge' (CLI: --duplicates merge) "
+                    "to take the union",
                 )
             self.first_line.setdefault(key, line)
         have = self.entries.setdefault(term, {})
@@ -111,7 +112,7 @@ def _check_term(where: str, line: int, term: str) -> str:
 
 
 def decode(data: bytes, where: str, encoding: str = "utf-8-sig") -> str:
-    """Decode a lexicon file; a UTF-8 BOM is dropped, anything not valid ``encoding`` is an error."""
+    """Decode a lexicon file; a UTF-8 BOM is dropped, text not valid in ``encoding`` is an error."""
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:

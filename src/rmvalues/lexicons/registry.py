@@ -117,7 +117,7 @@ def is_fetched(name: str) -> bool:
 
 
 def fetch_lexicons(names: Iterable[str]) -> dict[str, Path]:
-    """Fetch and verify several built-in lexicons; a distribution shared by several is downloaded once."""
+    """Fetch and verify several built-in lexicons; a shared distribution is downloaded once."""
     specs = [get_spec(n) for n in names]
     out: dict[str, Path] = {}
     by_archive: dict[PipSource, dict[str, tuple[Path, str]]] = {}

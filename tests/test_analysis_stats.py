@@ -1,0 +1,207 @@
+"""Statistics on small hand-checkable data: ranks, units, tests, corrections, effect sizes, mixed model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rmvalues.analysis import (
+    MatchPolicy,
+    adjust_pvalues,
+    bootstrap_ci,
+    cohen_d,
+    d_av,
+    effect_size,
+    fit_mixed_model,
+    hedges_g,
+    join_lexicon,
+    median_rank_units,
+    panel_tests,
+    permutation_test,
+    rank_items,
+    stars,
+    welch_test,
+)
+from rmvalues.analysis.effect_sizes import reference_bootstrap_ci
+from rmvalues.analysis.mixed import nlme_denominator_df, r_term_name
+from rmvalues.analysis.ranks import reference_rank
+from rmvalues.errors import AnalysisError
+
+
+def scores_table(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["model", "prompt_id", "candidate", "score"])
+    frame["normalized"] = frame["candidate"].str.strip().str.lower()
+    return frame
+
+
+LEX = pd.DataFrame({"term": ["kind", "strong", "warm"], "category": ["Communion", "Agency", "Communion"]})
+
+
+def test_ranks_are_one_for_the_highest_and_average_ties():
+    s = scores_table([("m", "p", "kind", 3.0), ("m", "p", "strong", 1.0), ("m", "p", "warm", 3.0),
+                      ("m", "p", "other", 9.0)])
+    ranked = rank_items(join_lexicon(s, LEX))
+    got = dict(zip(ranked["item"], ranked["rank"]))
+    # "other" is not in the lexicon, so it is not ranked; kind and warm tie for places 1 and 2.
+    assert got == {"kind": 1.5, "warm": 1.5, "strong": 3.0}
+    assert set(ranked["n_items"]) == {3}
+
+
+def test_rank_items_agrees_with_the_reference_ranker():
+    rng = np.random.default_rng(1)
+    terms = [f"w{i}" for i in range(40)]
+    lex = pd.DataFrame({"term": terms, "category": ["A"] * 20 + ["B"] * 20})
+    values = rng.integers(0, 8, size=40).astype(float)  # many ties
+    ranked = rank_items(join_lexicon(scores_table([("m", "p", t, v) for t, v in zip(terms, values)]), lex))
+    ranked = ranked.set_index("item").loc[terms]
+    assert ranked["rank"].tolist() == reference_rank(list(values))
+
+
+def test_paper_match_and_variant_policies():
+    s = scores_table([("m", "p", " Kind", 4.0), ("m", "p", "kind", 2.0), ("m", "p", "strong", 3.0),
+                      ("m", "p", "warm", 1.0)])
+    with pytest.raises(AnalysisError):  # exact matching is case-sensitive
+        join_lexicon(s.assign(candidate=s["candidate"].str.upper()), LEX)
+    separate = rank_items(join_lexicon(s, LEX, MatchPolicy(match="paper")))
+    assert sorted(separate["item"]) == [" Kind", "kind", "strong", "warm"]
+    mean = rank_items(join_lexicon(s, LEX, MatchPolicy(match="paper", variants="mean")),
+                      MatchPolicy(match="paper", variants="mean"))
+    got = dict(zip(mean["item"], mean["score"]))
+    assert got == {"kind": 3.0, "strong": 3.0, "warm": 1.0}
+    assert dict(zip(mean["item"], mean["rank"]))["warm"] == 3.0
+
+
+def test_rank_over_rows_counts_a_two_category_term_twice():
+    lex = pd.DataFrame({"term": ["a", "a", "b"], "category": ["X", "Y", "X"]})
+    s = scores_table([("m", "p", "a", 2.0), ("m", "p", "b", 1.0)])
+    items = rank_items(join_lexicon(s, lex), MatchPolicy())
+    rows = rank_items(join_lexicon(s, lex), MatchPolicy(rank_over="rows"))
+    assert dict(zip(items["item"], items["rank"])) == {"a": 1.0, "b": 2.0}
+    assert sorted(rows["rank"]) == [1.5, 1.5, 3.0]
+
+
+def test_category_merge_and_selection():
+    lex = pd.DataFrame({"term": ["a", "a", "b", "c"], "category": ["Care_Virtue", "Care_Vice", "Care_Vice", "Other"]})
+    s = scores_table([("m", "p", t, v) for t, v in [("a", 3.0), ("b", 2.0), ("c", 1.0)]])
+    joined = join_lexicon(s, lex, categories=["Care_Virtue", "Care_Vice"], merge={"Care_Virtue": "Care", "Care_Vice": "Care"})
+    assert sorted(joined["item"]) == ["a", "b"] and set(joined["category"]) == {"Care"}
+
+
+def test_no_match_names_the_lexicon_and_policy():
+    s = scores_table([("m", "p", "zzz", 1.0)])
+    with pytest.raises(AnalysisError, match="no candidate matches.*match=exact"):
+        join_lexicon(s, LEX)
+
+
+def test_units_take_the_median_and_attach_factors():
+    rows = []
+    for model in ("skywork-gemma2-27b", "grm-llama3-8b"):
+        for pid in ("best_ever_one", "worst_ever_one"):
+            for i, term in enumerate(["kind", "strong", "warm"]):
+                rows.append((model, pid, term, float(i)))
+    units = median_rank_units(rank_items(join_lexicon(scores_table(rows), LEX)))
+    assert len(units) == 8
+    comm = units[(units.model == "grm-llama3-8b") & (units.category == "Communion")]
+    assert comm["median_rank"].tolist() == [2.0, 2.0]  # ranks of kind (3) and warm (1)
+    assert set(units["base"]) == {"Gemma", "Llama"}
+    assert dict(zip(units.prompt_id, units.framing.astype(str))) == {"best_ever_one": "positive",
+                                                                     "worst_ever_one": "negative"}
+
+
+def test_units_without_base_metadata_name_the_model():
+    s = scores_table([("my-rm", "best_ever_one", "kind", 1.0), ("my-rm", "best_ever_one", "strong", 0.0)])
+    with pytest.raises(AnalysisError, match="my-rm.*--model-meta"):
+        median_rank_units(rank_items(join_lexicon(s, LEX)))
+    units = median_rank_units(rank_items(join_lexicon(s, LEX)), model_meta={"my-rm": {"base": "Qwen"}})
+    assert set(units["base"]) == {"Qwen"}
+
+
+def test_effect_sizes_by_hand():
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])
+    # means 2 and 5; variances 1 and 20/3; pooled = (2*1 + 3*20/3)/5 = 4.4
+    assert cohen_d(x, y) == pytest.approx(-3 / math.sqrt(4.4))
+    assert d_av(x, y) == pytest.approx(-3 / math.sqrt((1 + 20 / 3) / 2))
+    assert hedges_g(x, y) == pytest.approx(-3 / math.sqrt(4.4) * (1 - 3 / (4 * 7 - 9)))
+    assert effect_size(x, y, "d_av") == pytest.approx(float(d_av(x, y)))
+
+
+def test_bootstrap_ci_matches_reference_and_covers_the_estimate():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0.5, 1, 40), rng.normal(0, 1, 60)
+    fast = bootstrap_ci(x, y, "d_av", n_boot=300, seed=3)
+    assert fast == pytest.approx(reference_bootstrap_ci(x, y, "d_av", n_boot=300, seed=3))
+    assert fast[0] < float(d_av(x, y)) < fast[1]
+
+
+def test_welch_and_permutation_tests():
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0, 8.0, 10.0])
+    t, df, p = welch_test(x, y)
+    # t = (2.5 - 6) / sqrt(1.6667/4 + 10/5); Welch–Satterthwaite df by hand.
+    se2 = (5 / 3) / 4 + 10 / 5
+    assert t == pytest.approx(-3.5 / math.sqrt(se2))
+    assert df == pytest.approx(se2**2 / (((5 / 3) / 4) ** 2 / 3 + (10 / 5) ** 2 / 4))
+    # 9 values, 126 distinct splits: the exact permutation p is a multiple of 1/126.
+    p_perm = permutation_test(x, y, n_resamples=9999, seed=1)
+    assert 0 < p_perm < 0.2 and round(p_perm * 126, 6) == round(p_perm * 126)
+    assert permutation_test(x, y, seed=1) == p_perm  # seeded
+
+
+def test_corrections_and_stars():
+    p = [0.01, 0.04, 0.03, 0.5]
+    assert adjust_pvalues(p, "bonferroni").tolist() == pytest.approx([0.04, 0.16, 0.12, 1.0])
+    assert adjust_pvalues(p, "holm").tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert adjust_pvalues(p, "bh").tolist() == pytest.approx([0.04, 0.0533333, 0.0533333, 0.5])
+    assert [stars(v) for v in (0.0005, 0.005, 0.02, 0.2)] == ["***", "**", "*", "n.s."]
+
+
+def test_panel_tests_need_two_groups():
+    units = pd.DataFrame({"category": ["A"] * 4, "framing": ["positive"] * 4, "base": ["G"] * 4,
+                          "median_rank": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(AnalysisError, match="exactly two base levels"):
+        panel_tests(units)
+
+
+def test_panel_tests_direction_and_columns():
+    units = pd.DataFrame({"category": ["A"] * 8, "framing": ["positive"] * 8,
+                          "base": ["Gemma"] * 4 + ["Llama"] * 4,
+                          "median_rank": [1.0, 2.0, 3.0, 4.0, 3.0, 4.0, 5.0, 6.0]})
+    out = panel_tests(units, n_resamples=999, n_boot=200)
+    row = out.iloc[0]
+    assert row["diff"] == -2.0 and row["group_a"] == "Gemma"
+    assert row["d_av"] == pytest.approx(-2 / math.sqrt(5 / 3))
+    assert row["p_welch_adj"] == row["p_welch"]  # one panel: Bonferroni is the identity
+
+
+def test_nlme_df_rule_by_hand():
+    # 3 groups × 4 rows; column 1 constant within groups (between), column 2 varies (within).
+    groups = np.repeat([0, 1, 2], 4)
+    exog = np.column_stack([np.ones(12), (groups == 1).astype(float), np.tile([0, 1, 0, 1], 3)])
+    col_df, term_df = nlme_denominator_df(exog, groups, [[0], [1], [2]])
+    # between: 3 groups - 2 (intercept + column 1) = 1; within: 12 - 3 - 1 = 8; intercept: 8.
+    assert col_df.tolist() == [8, 1, 8] and term_df.tolist() == [8, 1, 8]
+
+
+def test_r_term_names():
+    assert r_term_name("base[T.Llama]:category[T.Communion]") == "baseLlama:categoryCommunion"
+    assert r_term_name("C(framing, Treatment('positive'))[T.negative]") == "framingnegative"
+
+
+def test_mixed_model_recovers_a_simulated_effect_and_needs_two_groups():
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in range(8):
+        u = rng.normal(0, 1)
+        for i in range(30):
+            x = i % 2
+            rows.append({"model": f"m{g}", "x": "b" if x else "a", "y": 10 + 3 * x + u + rng.normal(0, 1)})
+    data = pd.DataFrame(rows)
+    res = fit_mixed_model(data, "y ~ x")
+    est = res.fixed.set_index("term")
+    assert est.loc["xb", "estimate"] == pytest.approx(3, abs=0.3)
+    assert est.loc["xb", "df"] == 240 - 8 - 1
+    assert res.anova.set_index("term").loc["x", "F"] == pytest.approx(est.loc["xb", "t"] ** 2)
+    with pytest.raises(AnalysisError, match="at least two"):
+        fit_mixed_model(data.assign(model="one"), "y ~ x")

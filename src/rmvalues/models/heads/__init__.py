@@ -1,1 +1,85 @@
-"""Score heads: one small class per head type, vendored so no ``trust_remote_code`` is needed."""
+"""Score heads: one small class per head type, vendored so no ``trust_remote_code`` is needed.
+
+``HEAD_TYPES`` maps the registry's ``head`` names to their classes; ``build_head`` makes a head
+from a model config and a checkpoint state dict (real key names; the full checkpoint may be
+passed, each head picks its own tensors by ``state_dict_prefixes``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from rmvalues.errors import ModelError
+from rmvalues.models.heads.armorm import ArmoRMHead
+from rmvalues.models.heads.base import RewardHead
+from rmvalues.models.heads.grm import GRMValueHead
+from rmvalues.models.heads.qrm import QRMHead
+from rmvalues.models.heads.urm import URMHead
+
+HEAD_TYPES: dict[str, type[RewardHead]] = {
+    cls.head_type: cls for cls in (URMHead, GRMValueHead, ArmoRMHead, QRMHead)
+}
+
+
+def _add_sequence_classification() -> None:
+    """Register the plain ``score`` head from its own module (written alongside the engine)."""
+    if "sequence_classification" in HEAD_TYPES:
+        return
+    try:
+        module = importlib.import_module("rmvalues.models.heads.sequence_classification")
+    except ModuleNotFoundError as err:
+        if err.name != "rmvalues.models.heads.sequence_classification":
+            raise
+        return
+    for value in vars(module).values():
+        if (isinstance(value, type) and issubclass(value, RewardHead)
+                and getattr(value, "head_type", None) == "sequence_classification"):
+            HEAD_TYPES["sequence_classification"] = value
+            return
+
+
+_add_sequence_classification()
+
+
+def head_class(head_type: str) -> type[RewardHead]:
+    """The head class registered under ``head_type``."""
+    _add_sequence_classification()
+    try:
+        return HEAD_TYPES[head_type]
+    except KeyError:
+        raise ModelError(
+            f"unknown head type {head_type!r}; known: {', '.join(sorted(HEAD_TYPES))}. "
+            "Set `head` in the model registry to one of these (a new architecture needs a new "
+            "head class in rmvalues/models/heads/)."
+        ) from None
+
+
+def build_head(
+    head_type: str, config: object, state_dict: Mapping[str, torch.Tensor]
+) -> RewardHead:
+    """Build the ``head_type`` head from ``config`` and the checkpoint's ``state_dict``."""
+    return head_class(head_type).from_checkpoint(config, state_dict)
+
+
+def score_full_sequences(
+    head: RewardHead, hidden_states: torch.Tensor, input_ids: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """Scores ``[B]`` from full, unpadded conversations: the slow path prefix caching must match.
+
+    ``hidden_states`` ``[B, T, H]`` are the backbone's final states for ``input_ids`` ``[B, T]``
+    (equal lengths, no padding). The head reads the last position, and gating heads the position
+    their original code searches in the WHOLE sequence, as the remote code does.
+    """
+    last = hidden_states[:, -1]
+    if not head.needs_prompt_state:
+        return head(last)
+    rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+    positions = torch.tensor([head.prompt_position(list(map(int, ids))) for ids in input_ids],
+                             device=hidden_states.device)
+    return head(last, hidden_states[rows, positions])
+
+
+__all__ = ["HEAD_TYPES", "RewardHead", "build_head", "head_class", "score_full_sequences"]

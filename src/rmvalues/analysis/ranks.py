@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Columns of a ranked table (one row per model × prompt × item × category).
 RANK_COLUMNS = ("model", "prompt_id", "item", "category", "score", "rank", "n_items")
+#: Default ranking groups: every (model, prompt) is ranked on its own.
+RANK_BY = ("model", "prompt_id")
 
 
 @dataclass(frozen=True)
@@ -110,16 +112,19 @@ def join_lexicon(
     *,
     categories: Sequence[str] | None = None,
     merge: Mapping[str, str] | None = None,
+    by: Sequence[str] = RANK_BY,
 ) -> pd.DataFrame:
-    """Scores of the candidates that match the lexicon: ``model, prompt_id, item, category, score``.
+    """Scores of the candidates that match the lexicon: ``*by, item, category, score``.
 
     ``item`` is the matched candidate string (``variants="separate"``) or the normalised form
-    (``"mean"``). Raises :class:`AnalysisError` when nothing matches.
+    (``"mean"``); ``by`` are the ranking groups (add ``checkpoint`` for a training sweep).
+    Raises :class:`AnalysisError` when nothing matches.
     """
     from rmvalues.lexicons import paper_normalize
 
     lex = select_categories(lexicon_frame(lexicon), categories, merge)
-    need = ["model", "prompt_id", "candidate", "score"]
+    by = list(by)
+    need = [*by, "candidate", "score"]
     missing = [c for c in need if c not in scores.columns]
     if missing:
         raise InputError(f"results table lacks column(s) {missing}; is it a rmvalues results table?")
@@ -129,7 +134,7 @@ def join_lexicon(
     else:
         key = scores["normalized"] if "normalized" in scores else scores["candidate"].map(paper_normalize)
         lex = lex.assign(key=lex["term"].map(paper_normalize))
-    frame = scores[["model", "prompt_id", "candidate", "score"]].assign(key=key.to_numpy())
+    frame = scores[[*by, "candidate", "score"]].assign(key=key.to_numpy())
     frame = frame[frame["key"].isin(set(lex["key"]))]
     if frame.empty:
         sample = ", ".join(repr(c) for c in scores["candidate"].drop_duplicates().head(5))
@@ -138,19 +143,21 @@ def join_lexicon(
             f"(candidates look like {sample}). Check the lexicon, or try --match paper."
         )
     if policy.variants == "mean":
-        frame = frame.groupby(["model", "prompt_id", "key"], as_index=False, observed=True)["score"].mean()
+        frame = frame.groupby([*by, "key"], as_index=False, observed=True)["score"].mean()
         frame["item"] = frame["key"]
     else:
         frame = frame.rename(columns={"candidate": "item"})
     # The authors' distinct(): one row per (model, prompt, item) even if a file repeats a word.
-    frame = frame.drop_duplicates(["model", "prompt_id", "item"])
+    frame = frame.drop_duplicates([*by, "item"])
     joined = frame.merge(lex[["key", "category"]].drop_duplicates(), on="key", how="inner")
-    return joined[["model", "prompt_id", "item", "category", "score"]].reset_index(drop=True)
+    return joined[[*by, "item", "category", "score"]].reset_index(drop=True)
 
 
-def rank_items(joined: pd.DataFrame, policy: MatchPolicy = MatchPolicy()) -> pd.DataFrame:
-    """Add ``rank`` (1 = highest score, ties averaged) within each (model, prompt), and ``n_items``."""
-    keys = ["model", "prompt_id"]
+def rank_items(
+    joined: pd.DataFrame, policy: MatchPolicy = MatchPolicy(), by: Sequence[str] = RANK_BY
+) -> pd.DataFrame:
+    """Add ``rank`` (1 = highest score, ties averaged) within each ``by`` group, and ``n_items``."""
+    keys = list(by)
     if policy.rank_over == "rows":
         ranked = joined.copy()
         ranked["rank"] = ranked.groupby(keys, observed=True)["score"].rank(ascending=False, method="average")
@@ -159,7 +166,7 @@ def rank_items(joined: pd.DataFrame, policy: MatchPolicy = MatchPolicy()) -> pd.
         items["rank"] = items.groupby(keys, observed=True)["score"].rank(ascending=False, method="average")
         ranked = joined.merge(items[keys + ["item", "rank"]], on=keys + ["item"], how="left")
     ranked["n_items"] = ranked.groupby(keys, observed=True)["rank"].transform("size").astype(int)
-    return ranked[list(RANK_COLUMNS)]
+    return ranked[[*keys, "item", "category", "score", "rank", "n_items"]]
 
 
 def reference_rank(scores: Sequence[float]) -> list[float]:
@@ -179,6 +186,8 @@ def ranked_items(
     *,
     categories: Sequence[str] | None = None,
     merge: Mapping[str, str] | None = None,
+    by: Sequence[str] = RANK_BY,
 ) -> pd.DataFrame:
     """:func:`join_lexicon` then :func:`rank_items`."""
-    return rank_items(join_lexicon(scores, lexicon, policy, categories=categories, merge=merge), policy)
+    joined = join_lexicon(scores, lexicon, policy, categories=categories, merge=merge, by=by)
+    return rank_items(joined, policy, by)

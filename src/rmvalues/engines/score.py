@@ -1,0 +1,239 @@
+"""The fast path: prefix-cached batched scoring of many responses to one prompt.
+
+Every candidate conversation of a prompt shares its prefix (system header, user turn, assistant
+header). The prefix is run once; its KV cache is then reused for every batch, expanded over the batch
+as zero-copy views (attention concatenates new keys onto them, so the prefix tensors are never
+mutated). Only the response + suffix tokens run per candidate, with explicit ``position_ids`` (the
+prefix length onward) and an all-ones attention mask over prefix + continuation. Continuations are
+bucketed by length, so no batch holds padding and the last position is every row's final token.
+The head reads that final hidden state in float32 — transformers' pad-token pooling is never used,
+so the pad/eos token is a valid candidate.
+
+Heads that cannot run on a cached prefix (``supports_prefix_cache = False``) and ``mode="full"`` use
+the full-sequence path: whole conversations, bucketed by length, batched without padding.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from rmvalues.errors import ModelError, ScoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from rmvalues.models.chat import ChatSplit
+    from rmvalues.models.loading import RewardModel
+
+log = logging.getLogger("rmvalues.engines")
+
+EngineMode = Literal["auto", "prefix", "full"]
+ProgressCallback = Callable[[int], None]
+
+
+def prefix_cacheable(rm: RewardModel) -> bool:
+    """Whether the head can score from a cached prefix (its state depends only on the prefix)."""
+    return bool(getattr(rm.head, "supports_prefix_cache", True))
+
+
+def resolve_mode(rm: RewardModel, mode: EngineMode) -> Literal["prefix", "full"]:
+    """The path to run: prefix caching unless asked otherwise or the head cannot use it (logged)."""
+    if mode == "full":
+        return "full"
+    if not prefix_cacheable(rm):
+        if mode == "prefix":
+            raise ModelError(f"the {rm.head.head_type} head cannot run on a cached prefix")
+        log.warning("%s: the %s head cannot run on a cached prefix; using the full-sequence path",
+                    rm.name, rm.head.head_type)
+        return "full"
+    return "prefix"
+
+
+def _expanded_cache(cache, batch: int):
+    """A per-batch copy of the prefix cache whose tensors are zero-copy views expanded to ``batch``.
+
+    Dynamic layers rebind their tensors (``torch.cat``) rather than write into them, so shallow
+    layer copies holding expanded views are safe; other layer types get a deep copy.
+    """
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    out = copy.copy(cache)
+    layers = []
+    for layer in cache.layers:
+        if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer):
+            clone = copy.copy(layer)
+            if layer.is_initialized and layer.keys.numel():
+                clone.keys = layer.keys.expand(batch, *layer.keys.shape[1:])
+                clone.values = layer.values.expand(batch, *layer.values.shape[1:])
+        else:
+            clone = copy.deepcopy(layer)
+            clone.batch_repeat_interleave(batch)
+        layers.append(clone)
+    out.layers = layers
+    return out
+
+
+@dataclass
+class PrefixState:
+    """A prompt's prefilled prefix: its KV cache and (for gating heads) the prompt hidden state."""
+
+    length: int
+    cache: object
+    prompt_hidden: torch.Tensor | None
+
+
+def _head_scores(rm: RewardModel, last_hidden: torch.Tensor,
+                 prompt_hidden: torch.Tensor | None) -> torch.Tensor:
+    last = last_hidden.float()
+    if rm.head.needs_prompt_state:
+        if prompt_hidden is None:
+            raise ModelError(f"the {rm.head.head_type} head needs a prompt state")
+        return rm.head(last, prompt_hidden.float().expand(last.shape[0], -1))
+    return rm.head(last)
+
+
+class BatchRunner:
+    """Runs candidate batches, halving the batch size on accelerator OOM and carrying on."""
+
+    def __init__(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ScoreError(f"batch size must be at least 1 (got {batch_size})")
+        self.batch_size = batch_size
+
+    def run(self, items: Sequence, fn: Callable[[Sequence], np.ndarray],
+            on_batch: ProgressCallback | None = None) -> np.ndarray:
+        import torch
+
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(items):
+            chunk = items[start:start + self.batch_size]
+            try:
+                out.append(fn(chunk))
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise ScoreError("out of accelerator memory at batch size 1; use a smaller "
+                                     "dtype or a larger device") from None
+                self.batch_size //= 2
+                log.warning("out of memory; halving the batch size to %d", self.batch_size)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start += len(chunk)
+            if on_batch is not None:
+                on_batch(len(chunk))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _by_length(sequences: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+    buckets: dict[int, list[int]] = defaultdict(list)
+    for i, seq in enumerate(sequences):
+        buckets[len(seq)].append(i)
+    return buckets
+
+
+class Engine:
+    """Scores one model's candidate conversations, prompt by prompt.
+
+    ``mode``: ``"auto"`` (prefix caching unless the head cannot use it), ``"prefix"`` or ``"full"``.
+    The batch size is shared across prompts, so a size halved after OOM stays halved.
+    """
+
+    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto") -> None:
+        self.rm = rm
+        self.runner = BatchRunner(batch_size)
+        self.mode = resolve_mode(rm, mode)
+
+    # -- prefix-cached path --------------------------------------------------------------------
+
+    def prefill(self, prefix_ids: Sequence[int]) -> PrefixState:
+        import torch
+        from transformers import DynamicCache
+
+        rm = self.rm
+        cache = DynamicCache(config=rm.backbone.config)
+        ids = torch.tensor([list(prefix_ids)], device=rm.device)
+        with torch.inference_mode():
+            out = rm.backbone(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache,
+                              use_cache=True)
+        prompt_hidden = None
+        if rm.head.needs_prompt_state:
+            position = rm.head.prompt_position(list(prefix_ids))
+            prompt_hidden = out.last_hidden_state[:, position]
+        return PrefixState(length=len(prefix_ids), cache=cache, prompt_hidden=prompt_hidden)
+
+    def _continue_batch(self, state: PrefixState, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        import torch
+
+        rm = self.rm
+        ids = torch.tensor([list(s) for s in batch], device=rm.device)
+        size, length = ids.shape
+        positions = torch.arange(state.length, state.length + length, device=rm.device)
+        mask = torch.ones(size, state.length + length, dtype=torch.long, device=rm.device)
+        with torch.inference_mode():
+            out = rm.backbone(input_ids=ids, attention_mask=mask,
+                              position_ids=positions.expand(size, -1),
+                              cache=_expanded_cache(state.cache, size), use_cache=True)
+            scores = _head_scores(rm, out.last_hidden_state[:, -1], state.prompt_hidden)
+        return scores.float().cpu().numpy()
+
+    def score_continuations(self, prefix_ids: Sequence[int],
+                            continuations: Sequence[Sequence[int]],
+                            on_batch: ProgressCallback | None = None) -> np.ndarray:
+        """Scores of ``prefix_ids + c`` for each continuation ``c`` (response + suffix ids)."""
+        state = self.prefill(prefix_ids)
+        result = np.empty(len(continuations), dtype=np.float32)
+        for indices in _by_length(continuations).values():
+            rows = [continuations[i] for i in indices]
+            result[indices] = self.runner.run(
+                rows, lambda b, state=state: self._continue_batch(state, b), on_batch)
+        return result
+
+    # -- full-sequence path ---------------------------------------------------------------------
+
+    def _full_batch(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        import torch
+
+        from rmvalues.models.heads import score_full_sequences
+
+        ids = torch.tensor([list(s) for s in batch], device=self.rm.device)
+        with torch.inference_mode():
+            hidden = self.rm.backbone(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                      use_cache=False).last_hidden_state
+            scores = score_full_sequences(self.rm.head, hidden.float(), batch)
+        return scores.float().cpu().numpy()
+
+    def score_conversations(self, conversations: Sequence[Sequence[int]],
+                            on_batch: ProgressCallback | None = None) -> np.ndarray:
+        """Scores of whole conversations, batched by length (no padding, no cache)."""
+        result = np.empty(len(conversations), dtype=np.float32)
+        for indices in _by_length(conversations).values():
+            rows = [conversations[i] for i in indices]
+            result[indices] = self.runner.run(rows, self._full_batch, on_batch)
+        return result
+
+    # -- one prompt ------------------------------------------------------------------------------
+
+    def score_prompt(self, split: ChatSplit, candidates,
+                     on_batch: ProgressCallback | None = None) -> np.ndarray:
+        """float32 scores of every candidate of one prompt."""
+        continuations = continuation_ids(self.rm, split, candidates)
+        if self.mode == "prefix":
+            return self.score_continuations(split.prefix_ids, continuations, on_batch)
+        prefix = list(split.prefix_ids)
+        return self.score_conversations([prefix + c for c in continuations], on_batch)
+
+
+def continuation_ids(rm: RewardModel, split: ChatSplit, candidates) -> list[list[int]]:
+    """Response + suffix ids of every candidate: the token itself, or the text in context."""
+    suffix = list(split.suffix_ids)
+    if candidates.kind == "token":
+        return [[t, *suffix] for t in candidates.token_ids]
+    return [[*split.response_ids(rm.tokenizer, text), *suffix] for text in candidates.texts]

@@ -1,0 +1,188 @@
+"""Split a reward model's chat template into prefix / response / suffix token ids.
+
+Exhaustive token search scores ``[user: prompt, assistant: candidate]`` for every candidate. The
+conversation is rendered once with a sentinel as the response; the text before the sentinel is the
+prefix (system header, user turn, assistant header), the text after it the suffix (end-of-turn
+tokens). A round-trip check proves that tokenising prefix, response and suffix separately gives
+exactly the ids of tokenising the whole conversation, so a token candidate's conversation is
+``prefix_ids + [token_id] + suffix_ids`` without ever decoding and re-tokenising it.
+
+Llama-3.1/3.2 templates insert "Today Date: ..." (3.2 uses the wall clock when no date is given);
+the date is pinned (default :data:`DEFAULT_DATE_STRING`, the 3.1 template's own default) and recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.errors import TemplateError
+from rmvalues.io import sha256_bytes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
+
+#: Date string Llama-3.1/3.2 templates receive ("Today Date: ..."): the Llama-3.1 template default.
+DEFAULT_DATE_STRING = "26 Jul 2024"
+
+# Plain ASCII letters: no template trims or escapes them and every tokenizer keeps them inside the
+# response, so the text before/after it is exactly the template's prefix/suffix.
+_SENTINEL = "RMVALUESRESPONSESENTINEL"
+# Responses the round-trip check renders and re-tokenises in full.
+_ROUND_TRIP_SAMPLES = ("Hello world", "good", "x")
+
+CHAT_TEMPLATE_HINT = (
+    "pass --chat-template (a .jinja file or the template text) naming the chat template the reward "
+    "model was trained with"
+)
+
+
+def template_source(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None) -> str:
+    """The Jinja text that will render conversations: the override, else the tokenizer's own."""
+    if chat_template is not None:
+        from rmvalues.models.tokenizers import _read_template
+
+        return _read_template(chat_template)
+    own = getattr(tokenizer, "chat_template", None)
+    if isinstance(own, dict):  # named templates: the default one renders plain conversations
+        own = own.get("default")
+    if not own:
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        raise TemplateError(f"the tokenizer of {name!r} has no chat template; {CHAT_TEMPLATE_HINT}.")
+    return own
+
+
+def render_conversation(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    response: str,
+    *,
+    template: str,
+    date_string: str = DEFAULT_DATE_STRING,
+) -> str:
+    """``[user: prompt, assistant: response]`` rendered to text by ``template``."""
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    try:
+        text = tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, date_string=date_string
+        )
+    except Exception as exc:  # jinja2 TemplateError, raise_exception(...) inside templates
+        raise TemplateError(
+            f"the chat template failed to render a user/assistant conversation: {exc}; "
+            f"{CHAT_TEMPLATE_HINT}."
+        ) from exc
+    if not isinstance(text, str):
+        raise TemplateError("apply_chat_template(tokenize=False) did not return text")
+    return text
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of templated text: the template already wrote every special token it wants."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True)
+class ChatSplit:
+    """One prompt's conversation, split around the assistant response."""
+
+    prompt: str
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    template: str
+    date_string: str
+
+    @property
+    def template_hash(self) -> str:
+        return template_hash(self.template)
+
+    @property
+    def uses_date(self) -> bool:
+        """Whether the template reads ``date_string`` (Llama-3.1/3.2's "Today Date")."""
+        return "date_string" in self.template
+
+    def token_ids(self, token_id: int) -> list[int]:
+        """Conversation ids whose response is exactly one vocabulary token."""
+        return [*self.prefix_ids, int(token_id), *self.suffix_ids]
+
+    def response_ids(self, tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+        """Ids of a text response as the template and tokenizer produce them in context.
+
+        The whole conversation is rendered and tokenised (so template trimming and context-dependent
+        merges apply), then checked to start with the prefix and end with the suffix.
+        """
+        full = _encode(tokenizer, render_conversation(
+            tokenizer, self.prompt, text, template=self.template, date_string=self.date_string))
+        p, s = len(self.prefix_ids), len(self.suffix_ids)
+        if (len(full) <= p + s or tuple(full[:p]) != self.prefix_ids
+                or tuple(full[len(full) - s:]) != self.suffix_ids):
+            raise TemplateError(
+                f"text candidate {text!r} does not tokenise to prefix + response + suffix under this "
+                "template (empty after the template trims it, or merged with the template's "
+                "tokens); remove it from the candidate list."
+            )
+        return full[p:len(full) - s]
+
+
+def template_hash(template: str) -> str:
+    return sha256_bytes(template.encode("utf-8"))
+
+
+def split_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    *,
+    chat_template: str | Path | None = None,
+    date_string: str = DEFAULT_DATE_STRING,
+) -> ChatSplit:
+    """Split ``[user: prompt, assistant: <response>]`` into prefix and suffix ids, round-trip checked.
+
+    Raises :class:`TemplateError` when the tokenizer has no template (asking for
+    ``--chat-template``), the response is not a contiguous span of the rendered text, or token
+    boundaries do not fall at the response's edges.
+    """
+    template = template_source(tokenizer, chat_template)
+    text = render_conversation(tokenizer, prompt, _SENTINEL, template=template,
+                               date_string=date_string)
+    if text.count(_SENTINEL) != 1:
+        raise TemplateError(
+            f"the chat template does not place the assistant response verbatim exactly once "
+            f"(found {text.count(_SENTINEL)} copies); {CHAT_TEMPLATE_HINT}."
+        )
+    prefix_text, suffix_text = text.split(_SENTINEL)
+    split = ChatSplit(
+        prompt=prompt,
+        prefix_ids=tuple(_encode(tokenizer, prefix_text)),
+        suffix_ids=tuple(_encode(tokenizer, suffix_text)),
+        template=template,
+        date_string=date_string,
+    )
+    if not split.prefix_ids:
+        raise TemplateError("the chat template renders an empty prefix; it cannot be an RM template")
+    for sample in (_SENTINEL, *_ROUND_TRIP_SAMPLES):
+        # Raises when prefix or suffix ids are not what the whole conversation tokenises to.
+        response = split.response_ids(tokenizer, sample)
+        alone = _encode(tokenizer, sample)
+        if response != alone:
+            raise TemplateError(
+                f"round-trip check failed: response {sample!r} tokenises to {alone} alone but to "
+                f"{response} inside the conversation; the template's prefix/suffix merge with the "
+                "response, so token candidates cannot be spliced in as ids."
+            )
+    return split
+
+
+def conversation_kwargs(split: ChatSplit) -> dict[str, Any]:
+    """What a manifest records about how conversations were built."""
+    return {
+        "template_hash": split.template_hash,
+        "date_string": split.date_string if split.uses_date else None,
+        "prefix_ids": list(split.prefix_ids),
+        "suffix_ids": list(split.suffix_ids),
+    }
+
+
+def token_conversations(split: ChatSplit, token_ids: Sequence[int]) -> list[list[int]]:
+    """Full conversation ids for each token candidate (the reference path's input)."""
+    return [split.token_ids(t) for t in token_ids]

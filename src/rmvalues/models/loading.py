@@ -1,0 +1,326 @@
+"""Load a reward model as backbone + score head, from a hub id or a local folder.
+
+The engine runs the backbone itself (to cache the prompt prefix) and applies our own head to the
+final hidden state, so a checkpoint is split in two: the transformer body is loaded with
+``AutoModel`` (the model type's base class, never remote code unless asked), and the head's tensors
+are read from the safetensors files by the key prefixes the head class declares. Hub ids are first
+resolved to a local snapshot (pinned revision, recorded sha), so hub and local models share one code
+path. Weights load from safetensors only (pickled ``.bin`` checkpoints are refused) or, for the small
+bundled test models, from GGUF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.errors import ModelError
+from rmvalues.models.registry import ModelSpec, find_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from rmvalues.models.heads.base import RewardHead
+
+DEFAULT_HEAD = "sequence_classification"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+# Files a reward model needs: config, safetensors weights, tokenizer files, chat templates.
+_SNAPSHOT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.jinja", "*.tiktoken"]
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16", "half": "float16"}
+
+
+def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None) -> torch.dtype:
+    """Resolve a dtype name; by default fp32 on CPU and the published dtype on accelerators."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        name = "float32" if device == "cpu" else (spec.dtype if spec else "bfloat16")
+    else:
+        name = dtype
+    if name not in _DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16")
+    return getattr(torch, _DTYPES[name])
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class RewardModel:
+    """A loaded reward model: backbone (returns hidden states), our head, tokenizer, provenance."""
+
+    name: str
+    source: str
+    backbone: nn.Module
+    head: RewardHead
+    tokenizer: PreTrainedTokenizerBase
+    revision: str | None = None
+    fingerprint: str | None = None
+    spec: ModelSpec | None = None
+    trust_remote_code: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.backbone.parameters()).dtype
+
+    @property
+    def attn_implementation(self) -> str:
+        return str(getattr(self.backbone.config, "_attn_implementation", None) or "eager")
+
+    def provenance(self) -> dict[str, Any]:
+        """Everything about the model that a manifest records and a shard key hashes."""
+        return {
+            "model": self.name,
+            "source": self.source,
+            "revision": self.revision,
+            "weights_fingerprint": self.fingerprint,
+            "head": self.head.head_type,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "attn_implementation": self.attn_implementation,
+            "device_type": self.device.type,
+            **self.extra,
+        }
+
+
+def _resolve_source(
+    model: str | Path, revision: str | None, spec: ModelSpec | None
+) -> tuple[Path, str | None]:
+    """Local folder holding the model (a hub snapshot for hub ids) and the resolved commit sha."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path, revision
+    text = str(model)
+    if spec is not None:
+        text, revision = spec.hub_id, revision or spec.revision
+    elif isinstance(model, Path) or not _HUB_ID.match(text) or path.exists():
+        raise ModelError(
+            f"model {text!r}: no such directory. Pass an existing model folder, a Hugging Face hub "
+            "id (owner/name) or a registry key (see `rmvalues/models/registry.toml`)."
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = Path(snapshot_download(text, revision=revision, allow_patterns=_SNAPSHOT_PATTERNS))
+    except Exception as exc:  # RepositoryNotFound, RevisionNotFound, offline, HTTP errors
+        raise ModelError(
+            f"model {text!r}{f' at revision {revision}' if revision else ''} could not be fetched "
+            f"from the Hugging Face hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Check the id and revision, log in for gated models, or pass a local folder."
+        ) from exc
+    # Snapshots live in .../snapshots/<commit sha>/: that is the resolved revision.
+    return local, local.name if re.fullmatch(r"[0-9a-f]{40}", local.name) else revision
+
+
+def _weight_files(local_dir: Path) -> list[Path]:
+    files = sorted(local_dir.glob("*.safetensors"))
+    if not files:
+        pickles = sorted(p.name for p in local_dir.glob("*.bin")) + sorted(
+            p.name for p in local_dir.glob("*.pt*"))
+        hint = (f" It has pickled weights ({', '.join(pickles[:3])}), which are refused because "
+                "loading them can run arbitrary code; convert them to safetensors."
+                if pickles else "")
+        raise ModelError(f"model folder {local_dir} has no .safetensors weights.{hint}")
+    return files
+
+
+def fingerprint_files(files: Iterable[Path]) -> str:
+    """Cheap identity of weight files (name, size, mtime): re-hashing 50 GB per run is not an option."""
+    from rmvalues.store.manifest import stable_hash
+
+    return stable_hash([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+
+
+def read_head_tensors(files: Iterable[Path], prefixes: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The checkpoint tensors whose key starts with one of ``prefixes``, by their real names."""
+    from safetensors import safe_open
+
+    prefixes = tuple(prefixes)
+    out: dict[str, torch.Tensor] = {}
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a Mapping
+                if key.startswith(prefixes):
+                    out[key] = handle.get_tensor(key)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report: the head's keys are 'unexpected' for the body by design."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_backbone(
+    local_dir: Path,
+    *,
+    dtype: torch.dtype,
+    attn_implementation: str | None,
+    trust_remote_code: bool,
+    gguf_file: str | None,
+) -> nn.Module:
+    """The checkpoint's transformer body (``AutoModel``), with every body weight present."""
+    from transformers import AutoConfig, AutoModel
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    try:
+        config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ModelError(
+            f"cannot read the config of {local_dir}: {str(exc).splitlines()[0]}. If the model needs "
+            "its own code and you trust it, pass --trust-remote-code."
+        ) from exc
+    load_kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "output_loading_info": True,
+                                   **kwargs}
+    if not gguf_file:
+        load_kwargs["use_safetensors"] = True
+    if attn_implementation:
+        load_kwargs["attn_implementation"] = attn_implementation
+    try:
+        with _quiet_transformers():
+            backbone, info = AutoModel.from_pretrained(str(local_dir), **load_kwargs)
+    except (ValueError, KeyError, OSError, ImportError) as exc:
+        raise ModelError(
+            f"cannot load the backbone of {local_dir}: {str(exc).splitlines()[0]}"
+        ) from exc
+    missing = list(info.get("missing_keys", []))
+    if missing:
+        raise ModelError(
+            f"the checkpoint in {local_dir} lacks {len(missing)} backbone weight(s) (e.g. "
+            f"{missing[0]!r}); the body would be randomly initialised. Is it a complete model?"
+        )
+    return backbone.eval()
+
+
+def load_reward_model(
+    model: str | Path,
+    *,
+    revision: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    attn_implementation: str | None = None,
+    device: str | None = None,
+    head: str | RewardHead | None = None,
+    chat_template: str | Path | None = None,
+    trust_remote_code: bool = False,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    gguf_file: str | None = None,
+    name: str | None = None,
+) -> RewardModel:
+    """Load ``model`` (registry key, hub id or folder) as backbone + head + tokenizer.
+
+    ``head``: a registry head-type name, or a ready head instance (e.g. a seeded head on an LM
+    backbone); default: the registry's head for known models, else sequence classification with
+    one label. ``chat_template`` overrides or supplies the tokenizer's template. ``gguf_file``
+    loads a GGUF backbone from the folder (dequantised; only the bundled small test models).
+    """
+    import torch
+
+    spec = find_model(str(model))
+    local_dir, resolved = _resolve_source(model, revision, spec)
+    device = device or default_device()
+    resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
+    backbone = _load_backbone(local_dir, dtype=resolved_dtype,
+                              attn_implementation=attn_implementation,
+                              trust_remote_code=trust_remote_code, gguf_file=gguf_file)
+    files = [local_dir / gguf_file] if gguf_file else _weight_files(local_dir)
+    if head is None or isinstance(head, str):
+        from rmvalues.models.heads import head_class
+
+        cls = head_class(head or (spec.head if spec else DEFAULT_HEAD))
+        tensors = {} if gguf_file else read_head_tensors(files, cls.state_dict_prefixes)
+        head_module = cls.from_checkpoint(backbone.config, tensors)
+    else:
+        head_module = head
+    if tokenizer is None:
+        tokenizer = _load_model_tokenizer(local_dir, chat_template, trust_remote_code, gguf_file)
+    elif chat_template is not None:
+        from rmvalues.models.chat import template_source
+
+        tokenizer.chat_template = template_source(tokenizer, chat_template)
+    backbone.to(device)
+    head_module.to(device).eval()
+    return RewardModel(
+        name=name or (spec.key if spec else _display_name(model, local_dir)),
+        source=str(model),
+        backbone=backbone,
+        head=head_module,
+        tokenizer=tokenizer,
+        revision=resolved,
+        fingerprint=None if resolved else fingerprint_files(files),
+        spec=spec,
+        trust_remote_code=trust_remote_code,
+    )
+
+
+def _display_name(model: str | Path, local_dir: Path) -> str:
+    return local_dir.name if Path(model).expanduser().is_dir() else str(model)
+
+
+def _load_model_tokenizer(
+    local_dir: Path, chat_template: str | Path | None, trust_remote_code: bool,
+    gguf_file: str | None,
+) -> PreTrainedTokenizerBase:
+    if not gguf_file:
+        from rmvalues.models.tokenizers import load_tokenizer
+
+        return load_tokenizer(local_dir, chat_template=chat_template,
+                              trust_remote_code=trust_remote_code)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(local_dir), gguf_file=gguf_file)
+    if chat_template is not None:
+        from rmvalues.models.chat import template_source
+
+        tokenizer.chat_template = template_source(tokenizer, chat_template)
+    return tokenizer
+
+
+def save_reward_model(
+    directory: str | Path, backbone: nn.Module, head_state: Mapping[str, torch.Tensor],
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> Path:
+    """Write backbone + head tensors as one safetensors checkpoint laid out like a real RM's.
+
+    Body keys get the ``model.`` prefix of ``*ForSequenceClassification`` checkpoints; head keys keep
+    their real names. Used by tests and by anyone assembling an RM from parts.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    backbone.config.save_pretrained(directory)
+    state = {f"model.{k}": v.detach().contiguous() for k, v in backbone.state_dict().items()}
+    state.update({k: v.detach().contiguous() for k, v in head_state.items()})
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory

@@ -80,6 +80,7 @@ def load_exact(head: torch.nn.Module, tensors: Mapping[str, torch.Tensor], name:
         for k, v in tensors.items()
     }
     head.load_state_dict(converted, strict=True)
+    head.requires_grad_(False)
     head.eval()
 
 

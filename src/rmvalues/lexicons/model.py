@@ -52,7 +52,7 @@ def is_wildcard(term: str) -> bool:
     return term.endswith(WILDCARD)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lexicon:
     """Terms → ``{category: weight}``; an ``X`` membership cell has weight 1.0.
 
@@ -108,7 +108,7 @@ class Lexicon:
         object.__setattr__(self, "categories", tuple(self.categories))
         object.__setattr__(self, "entries", MappingProxyType(frozen))
 
-    # Mappings are not hashable; equality is by value and is what tests and round trips need.
+    # Equality is by value (what round trips need); the entries mapping makes a lexicon unhashable.
     __hash__ = None  # type: ignore[assignment]
 
     def __eq__(self, other: object) -> bool:

@@ -124,6 +124,7 @@ def fetch_lexicons(names: Iterable[str]) -> dict[str, Path]:
     for spec in specs:
         local = _offline_copy(spec)
         if spec.url is not None or local is not None:
+            # fetch_url serves both: a download, or the offline copy named like the upstream file.
             out[spec.name] = fetch_url(spec.url or spec.filename, spec.sha256, spec.cache_path,
                                        local_dir=local, what=f"lexicon {spec.name}")
         elif not is_cached(spec.cache_path, spec.sha256):

@@ -154,3 +154,19 @@ def test_joint_coverage_llama3_and_qwen(llama3, shared_dir):
     assert joint.summary["single_all"] == int(both.sum())
     assert 0 < joint.summary["single_all"] <= min(joint.summary["single_llama3"],
                                                   joint.summary["single_qwen"])
+
+
+def test_wildcard_lexicon_expanded_against_llama3(llama3):
+    _, vocab = llama3
+    lexicon = load_lexicon("big-two")
+    with pytest.raises(LexiconError, match="expand them"):
+        lexicon_coverage(lexicon, vocab)
+    expanded = lexicon.expand(group_variants(vocab))
+    assert expanded.categories_of("achievement") == ("Agency",)
+    assert set(lexicon.terms()) - set(expanded.terms()) == {
+        t for t in lexicon.terms() if t.endswith("*")}
+    cov = lexicon_coverage(expanded, vocab)
+    assert cov.summary["terms"] == len(expanded) > len(lexicon)
+    # every term added by expansion is the normalised form of some token
+    added = cov.terms[~cov.terms["term"].isin(lexicon.terms())]
+    assert (added["n_variants"] > 0).all()

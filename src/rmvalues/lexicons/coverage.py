@@ -48,7 +48,7 @@ def _require_exact_terms(lexicon: Lexicon) -> None:
     if lexicon.has_wildcards():
         raise LexiconError(
             f"lexicon {lexicon.name!r} has wildcard terms; expand them against the vocabulary "
-            "first: lexicon.expand(normalised vocabulary strings)."
+            "first: lexicon.expand(group_variants(decoded_vocab, normalizer))."
         )
 
 

@@ -156,3 +156,14 @@ def test_cli_show_file_list_and_errors(tmp_path, shared_dir, capsys, builtins):
     assert "duplicate term 'accurate'" in capsys.readouterr().err
     assert main(["lexicons", "show", str(copy), "--duplicates", "merge"]) == 0
     assert "900 terms" in capsys.readouterr().out
+
+
+def test_cli_convert_round_trips_a_builtin(tmp_path, builtins, capsys):
+    target = tmp_path / "mfd2.dic"
+    assert main(["lexicons", "convert", "mfd2", str(target)]) == 0
+    assert "2040 terms in 10 categories" in capsys.readouterr().out
+    back = load_lexicon(target)
+    assert back.entries == load_lexicon("mfd2").entries
+    assert main(["lexicons", "convert", "emfd", str(tmp_path / "emfd.dic")]) == 2
+    assert "weights" in capsys.readouterr().err
+    assert not (tmp_path / "emfd.dic").exists()

@@ -74,3 +74,21 @@ def show(
                          ("source", info.source), ("sha256", info.sha256)]:
         if value:
             console.print(f"[bold]{label}:[/] {value}", highlight=False, soft_wrap=True)
+
+
+@app.command("convert")
+def convert(
+    source: Annotated[str, typer.Argument(help="A built-in lexicon name, or a lexicon file path.")],
+    target: Annotated[str, typer.Argument(help="Output file (.dic, .dicx or .csv).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="Output format (default: from the "
+                                            "extension; .csv is wide-csv).")] = None,
+    duplicates: Annotated[str, typer.Option(help="For source files: 'error' on a repeated term, "
+                                            "or 'merge' its rows.")] = "error",
+) -> None:
+    """Write a lexicon in another format (e.g. a .dicx as a LIWC .dic)."""
+    from rmvalues.lexicons.readers import write_lexicon
+    from rmvalues.lexicons.registry import load_lexicon
+
+    lexicon = load_lexicon(source, duplicates=duplicates)  # type: ignore[arg-type]
+    path = write_lexicon(lexicon, target, fmt)  # type: ignore[arg-type]
+    typer.echo(f"{path}: {len(lexicon)} terms in {len(lexicon.categories)} categories")

@@ -1,0 +1,360 @@
+"""Python API of the reward-model scoring stage: ``rmvalues.api.score(...)``.
+
+Scores every (prompt, candidate) pair with one reward model through the prefix-cached engine, one
+resumable shard per prompt, and writes the long results table with its manifest. The CLI command
+``rmvalues score`` is a thin layer over :func:`score`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rmvalues.errors import InputError, ScoreError
+from rmvalues.models.chat import DEFAULT_DATE_STRING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from rmvalues.engines.candidates import CandidateSet
+    from rmvalues.models.chat import ChatSplit
+    from rmvalues.models.loading import RewardModel
+
+log = logging.getLogger("rmvalues.score")
+
+#: Bump when a change to the engine changes the numbers it produces (invalidates stored shards).
+ENGINE_VERSION = 1
+#: Default ``--verify`` tolerance on max |Δ| per dtype (bf16/fp16 batching reorders reductions).
+VERIFY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 1e-1}
+#: How many offending candidates a NaN/inf error lists.
+_SHOW_BAD = 10
+
+
+@dataclass
+class ScoreResult:
+    """What a run produced: the table, where it is, and a one-line summary."""
+
+    table: pd.DataFrame
+    path: Path | None
+    summary: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_prompts(prompts: Any) -> tuple[str, list[tuple[str, str]]]:
+    """``(set name, [(prompt id, text), ...])`` from a set name/file, a PromptSet, a mapping or list."""
+    if isinstance(prompts, (str, Path)):
+        from rmvalues.prompts import load_prompt_set
+
+        prompt_set = load_prompt_set(prompts)
+        name = str(getattr(prompt_set, "name", prompts))
+        pairs = [(p.id, p.text) for p in prompt_set.prompts]
+    elif hasattr(prompts, "prompts"):
+        name = str(getattr(prompts, "name", "prompts"))
+        pairs = [(p.id, p.text) for p in prompts.prompts]
+    elif isinstance(prompts, Mapping):
+        name, pairs = "custom", [(str(k), str(v)) for k, v in prompts.items()]
+    else:
+        name, pairs = "custom", [(f"p{i}", str(t)) for i, t in enumerate(prompts)]
+    if not pairs:
+        raise InputError("the prompt set is empty; give at least one prompt")
+    ids = [pid for pid, _ in pairs]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"prompt ids must be unique; duplicated: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return name, pairs
+
+
+def _frame(model: str, prompt_id: str, candidates: CandidateSet, scores: np.ndarray) -> pd.DataFrame:
+    import pandas as pd
+
+    from rmvalues.lexicons import paper_normalize
+
+    n = len(candidates)
+    token_ids = (pd.array(candidates.token_ids, dtype="Int64") if candidates.token_ids is not None
+                 else pd.array([None] * n, dtype="Int64"))
+    return pd.DataFrame({
+        "model": [model] * n,
+        "prompt_id": [prompt_id] * n,
+        "candidate_kind": [candidates.kind] * n,
+        "token_id": token_ids,
+        "candidate": list(candidates.texts),
+        "normalized": [paper_normalize(t) for t in candidates.texts],
+        "score": scores.astype(np.float32),
+    })
+
+
+def _check_finite(scores: np.ndarray, candidates: CandidateSet, model: str, prompt_id: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size == 0:
+        return
+    shown = ", ".join(
+        (f"id {candidates.token_ids[i]} {candidates.texts[i]!r}" if candidates.token_ids
+         else repr(candidates.texts[i])) + f" -> {scores[i]}"
+        for i in bad[:_SHOW_BAD]
+    )
+    more = f" (and {bad.size - _SHOW_BAD} more)" if bad.size > _SHOW_BAD else ""
+    raise ScoreError(
+        f"{model}, prompt {prompt_id!r}: {bad.size} non-finite score(s): {shown}{more}. The model "
+        "overflows in this dtype or its weights are broken; try --dtype float32. Nothing was "
+        "written for this prompt."
+    )
+
+
+def _determinism() -> dict[str, Any]:
+    import torch
+
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+class _Progress:
+    """A rich progress bar (ETA, candidates/s) or nothing."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self._bar = None
+        if not enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:,.0f} cand/s" if speed else "? cand/s")
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                             transient=False)
+        self._task = self._bar.add_task(description, total=total)
+        self._bar.start()
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _conversations(rm: RewardModel, split: ChatSplit, candidates: CandidateSet,
+                   paper_compatible: bool) -> list[list[int]]:
+    """Full ids of every candidate conversation (the reference path's and paper mode's input)."""
+    if paper_compatible:
+        from rmvalues.engines.paper_compat import paper_conversations
+
+        return paper_conversations(rm.tokenizer, split, candidates)
+    from rmvalues.engines.score import continuation_ids
+
+    prefix = list(split.prefix_ids)
+    return [prefix + c for c in continuation_ids(rm, split, candidates)]
+
+
+def verify_scores(
+    rm: RewardModel,
+    splits: Mapping[str, ChatSplit],
+    candidates: CandidateSet,
+    table: pd.DataFrame,
+    n: int,
+    *,
+    tolerance: float,
+    paper_compatible: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Re-score ``n`` random (prompt, candidate) pairs with the reference path; fail beyond tolerance."""
+    from rmvalues.engines.reference import reference_score
+
+    rng = np.random.default_rng(seed)
+    prompt_ids = list(splits)
+    rows = rng.choice(len(table), size=min(n, len(table)), replace=False)
+    worst = (0.0, None)
+    for row in sorted(rows):
+        prompt_index, cand_index = divmod(int(row), len(candidates))
+        prompt_id = prompt_ids[prompt_index]
+        one = candidates.subset([cand_index])
+        conversation = _conversations(rm, splits[prompt_id], one, paper_compatible)
+        ref = float(reference_score(rm, conversation)[0])
+        fast = float(table["score"].iloc[int(row)])
+        delta = abs(ref - fast)
+        if not delta <= worst[0]:
+            worst = (delta, (prompt_id, one.texts[0], fast, ref))
+    result = {"n": int(len(rows)), "max_abs_diff": worst[0], "tolerance": tolerance}
+    if worst[0] > tolerance:
+        prompt_id, text, fast, ref = worst[1]
+        raise ScoreError(
+            f"--verify failed: max |fast - reference| = {worst[0]:.3g} > {tolerance:g} (prompt "
+            f"{prompt_id!r}, candidate {text!r}: fast {fast:.6g}, reference {ref:.6g}). The fast "
+            "path disagrees with one full forward per conversation; report this as a bug."
+        )
+    return result
+
+
+def score(
+    model: str | Path | RewardModel,
+    prompts: Any = "paper-54",
+    candidates: str | CandidateSet | Sequence[str] | Sequence[int] = "vocab",
+    out: str | Path | None = None,
+    *,
+    revision: str | None = None,
+    batch_size: int | None = None,
+    dtype: str | None = None,
+    attn_implementation: str | None = None,
+    device: str | None = None,
+    date_string: str = DEFAULT_DATE_STRING,
+    chat_template: str | Path | None = None,
+    paper_compatible: bool = False,
+    trust_remote_code: bool = False,
+    verify: int = 0,
+    verify_tolerance: float | None = None,
+    mode: str = "auto",
+    progress: bool = False,
+    on_shard: Callable[[str], None] | None = None,
+) -> ScoreResult:
+    """Score every prompt × candidate with one reward model; write shards, table and manifest to ``out``.
+
+    ``model``: registry key, hub id, local folder, or a loaded :class:`RewardModel`.
+    ``prompts``: a prompt-set name/file (``"paper-54"``), a PromptSet, ``{id: text}`` or a list.
+    ``candidates``: ``"vocab"``, ``"vocab:0-4095"``, ``"lexicon:NAME"``, ``"file:PATH"``, a
+    CandidateSet, a list of strings (text) or of ints (token ids).
+    Re-running with the same settings resumes: finished shards are read back, not recomputed.
+    ``verify``: re-score that many random pairs through the reference path and fail if max |Δ|
+    exceeds ``verify_tolerance`` (default by dtype). ``on_shard`` is called after each new shard.
+    """
+    from rmvalues.engines.candidates import resolve_candidates
+    from rmvalues.store.manifest import build_manifest, library_versions, stable_hash
+    from rmvalues.store.shards import ShardStore, check_writable
+
+    started = time.perf_counter()
+    if out is not None:
+        check_writable(out)
+    set_name, pairs = resolve_prompts(prompts)
+    candidates = _early_candidates(candidates)
+    if verify < 0:
+        raise InputError(f"--verify must be >= 0 (got {verify})")
+
+    rm = _load(model, revision=revision, dtype=dtype, attn_implementation=attn_implementation,
+               device=device, chat_template=chat_template, trust_remote_code=trust_remote_code)
+    cands = resolve_candidates(candidates, rm.tokenizer)
+    from rmvalues.engines.score import Engine
+    from rmvalues.models.chat import conversation_kwargs, split_chat
+
+    batch = batch_size or (rm.spec.batch_size if rm.spec else 64)
+    engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode)
+    splits = {pid: split_chat(rm.tokenizer, text, date_string=date_string,
+                              chat_template=chat_template)
+              for pid, text in pairs}
+    provenance = rm.provenance()
+    versions = library_versions()
+    base_config = {
+        "engine_version": ENGINE_VERSION,
+        "provenance": provenance,
+        "libraries": {k: versions.get(k) for k in ("torch", "transformers", "tokenizers")},
+        "candidates": cands.content_hash(),
+        "paper_compatible": paper_compatible,
+    }
+    store = ShardStore(out, rm.name) if out is not None else None
+    bar = _Progress(progress, len(pairs) * len(cands), f"scoring {rm.name}")
+    frames, keys, resumed = [], {}, 0
+    try:
+        for pid, text in pairs:
+            split = splits[pid]
+            key = stable_hash({**base_config, "prompt": text, **conversation_kwargs(split),
+                               "template_hash": split.template_hash})
+            keys[pid] = key
+            frame = store.load(pid, key) if store is not None else None
+            if frame is not None:
+                resumed += 1
+                bar.advance(len(cands))
+            else:
+                if paper_compatible:
+                    scores = engine.score_conversations(
+                        _conversations(rm, split, cands, True), bar.advance)
+                else:
+                    scores = engine.score_prompt(split, cands, bar.advance)
+                _check_finite(scores, cands, rm.name, pid)
+                frame = _frame(rm.name, pid, cands, scores)
+                if store is not None:
+                    store.save(pid, key, frame, build_manifest(
+                        "rm-scores-shard", prompt_id=pid, prompt=text, shard_key=key,
+                        **base_config, **conversation_kwargs(split)))
+                    if on_shard is not None:
+                        on_shard(pid)
+            frames.append(frame)
+    finally:
+        bar.close()
+
+    import pandas as pd
+
+    table = pd.concat(frames, ignore_index=True)
+    verification = None
+    if verify:
+        dtype_name = provenance["dtype"]
+        tolerance = verify_tolerance if verify_tolerance is not None else VERIFY_TOLERANCE.get(
+            dtype_name, 1e-1)
+        verification = verify_scores(rm, splits, cands, table, verify, tolerance=tolerance,
+                                     paper_compatible=paper_compatible)
+    elapsed = time.perf_counter() - started
+    fields = {
+        **provenance,
+        "engine": "paper-compatible" if paper_compatible else engine.mode,
+        "engine_version": ENGINE_VERSION,
+        "prompt_set": set_name,
+        "prompt_ids": [pid for pid, _ in pairs],
+        "candidates": {"kind": cands.kind, "source": cands.source, "count": len(cands),
+                       "hash": cands.content_hash()},
+        "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
+                              if cands.special else []),
+        "template_hash": next(iter(splits.values())).template_hash,
+        "date_string": date_string if next(iter(splits.values())).uses_date else None,
+        "prefix_ids": {pid: list(s.prefix_ids) for pid, s in splits.items()},
+        "suffix_ids": list(next(iter(splits.values())).suffix_ids),
+        "batch_size": engine.runner.batch_size,
+        "determinism": _determinism(),
+        "shard_keys": keys,
+        "verify": verification,
+    }
+    path = None
+    if store is not None:
+        path = store.write_table(table, build_manifest("rm-scores", **fields))
+    rate = len(table) / max(elapsed, 1e-9)
+    notes = [f"{rate:,.0f} candidates/s", fields["engine"]]
+    if resumed:
+        notes.append(f"{resumed} shard(s) resumed")
+    if verification:
+        notes.append(f"verify max |Δ| {verification['max_abs_diff']:.2g}")
+    summary = (f"{rm.name}: {len(pairs)} prompt(s) x {len(cands):,} {cands.kind} candidates = "
+               f"{len(table):,} scores in {elapsed:.1f}s ({', '.join(notes)})"
+               + (f" -> {path}" if path else ""))
+    return ScoreResult(table=table, path=path, summary=summary, manifest=fields)
+
+
+def _early_candidates(candidates: Any) -> Any:
+    """Resolve what needs no tokenizer (lexicon, file, text) now, so bad input fails before loading."""
+    from rmvalues.engines.candidates import CandidateSet, resolve_candidates
+
+    if isinstance(candidates, CandidateSet):
+        return candidates
+    if isinstance(candidates, str):
+        return candidates if candidates.startswith("vocab") else resolve_candidates(candidates, None)
+    items = list(candidates)
+    if not items or all(isinstance(x, str) for x in items):
+        return resolve_candidates(items, None)
+    return items
+
+
+def _load(model: Any, **kwargs: Any) -> RewardModel:
+    from rmvalues.models.loading import RewardModel, load_reward_model
+
+    if isinstance(model, RewardModel):
+        return model
+    return load_reward_model(model, **kwargs)

@@ -1,0 +1,63 @@
+"""`rmvalues score`: exhaustive token search with one reward model (thin layer over the API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score_command)
+
+
+def score_command(
+    model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")],
+    out: Annotated[Path, typer.Option(help="Output directory (shards, merged table, manifest).")],
+    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
+    candidates: Annotated[str, typer.Option(
+        help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line).")] = "vocab",
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Candidates per forward batch (default: the registry's, else 64).")] = None,
+    dtype: Annotated[str | None, typer.Option(
+        help="float32 | bfloat16 | float16 (default: float32 on CPU, published dtype on GPU).")] = None,
+    attn_implementation: Annotated[str | None, typer.Option(
+        help="eager | sdpa | flash_attention_2 (default: transformers' choice).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda if present).")] = None,
+    verify: Annotated[int, typer.Option(
+        help="Re-score N random pairs through the reference path; fail on a mismatch.")] = 0,
+    verify_tolerance: Annotated[float | None, typer.Option(
+        help="Max |fast - reference| for --verify (default by dtype).")] = None,
+    date_string: Annotated[str, typer.Option(
+        help='"Today Date" for Llama-3.1/3.2 templates (recorded in the manifest).')] = "26 Jul 2024",
+    chat_template: Annotated[str | None, typer.Option(
+        help="Chat template (.jinja file or text) for tokenizers without one.")] = None,
+    paper_compatible: Annotated[bool, typer.Option(
+        "--paper-compatible", help="Decode -> template -> re-tokenise as the published scorer did "
+        "(double BOS, lossy round trip).")] = False,
+    trust_remote_code: Annotated[bool, typer.Option(
+        "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Score every prompt x candidate with a reward model; re-running resumes unfinished shards."""
+    import logging
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from rmvalues.api import score
+
+    console = Console(stderr=True)
+    logger = logging.getLogger("rmvalues")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console, show_path=False))
+    result = score(
+        model, prompts, candidates, out, revision=revision, batch_size=batch_size, dtype=dtype,
+        attn_implementation=attn_implementation, device=device, date_string=date_string,
+        chat_template=chat_template, paper_compatible=paper_compatible,
+        trust_remote_code=trust_remote_code, verify=verify, verify_tolerance=verify_tolerance,
+        progress=not quiet,
+    )
+    typer.echo(result.summary)

@@ -171,10 +171,23 @@ def fit_mixed_model(
     levels = {c: [str(x) for x in data[c].cat.categories] for c in data.columns
               if isinstance(data[c].dtype, pd.CategoricalDtype) and c in formula}
     model = smf.mixedlm(formula, data, groups=data[group])
+    names = list(model.exog_names)
+    info = model.data.design_info if hasattr(model.data, "design_info") else model.data.orig_exog.design_info
+    term_names, term_columns = [], []
+    for term, sl in info.term_slices.items():
+        term_names.append(term.name())
+        term_columns.append(list(range(sl.start, sl.stop)))
+    col_df, term_df = nlme_denominator_df(model.exog, data[group].to_numpy(), term_columns)
+    if (col_df <= 0).any():
+        between = [r_term_name(n) for n, d in zip(names, col_df) if d <= 0]
+        raise AnalysisError(
+            f"{between} vary only between {group}s and leave no between-{group} degrees of freedom "
+            f"({n_groups} {group}s): each level needs more than one {group} (e.g. at least two "
+            "models per base family)."
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit(reml=reml)
-    names = list(model.exog_names)
     k = len(names)
     beta = np.asarray(fit.fe_params, dtype=float)
     cov = np.asarray(fit.cov_params(), dtype=float)[:k, :k]
@@ -182,12 +195,6 @@ def fit_mixed_model(
         raise AnalysisError(f"the fixed-effect covariance of {formula!r} is not finite: the design is "
                             "degenerate (a factor level with no data, or a term confounded with "
                             f"{group}).")
-    info = model.data.design_info if hasattr(model.data, "design_info") else model.data.orig_exog.design_info
-    term_names, term_columns = [], []
-    for term, sl in info.term_slices.items():
-        term_names.append(term.name())
-        term_columns.append(list(range(sl.start, sl.stop)))
-    col_df, term_df = nlme_denominator_df(model.exog, data[group].to_numpy(), term_columns)
     se = np.sqrt(np.diag(cov))
     t = beta / se
     fixed = pd.DataFrame({

@@ -21,63 +21,37 @@ if TYPE_CHECKING:
 UNIT_COLUMNS = ("model", "prompt_id", "category", "median_rank", "n_items")
 #: Level order used by every model and test: the reference level comes first (as in the paper's R).
 FRAMING_LEVELS = ("positive", "negative")
-#: Prompt adjectives of the paper's prompt set and their framing (used when no prompt set says so).
-_ADJECTIVE_FRAMING = {"best": "positive", "greatest": "positive", "good": "positive",
-                      "worst": "negative", "bad": "negative", "terrible": "negative"}
+PROMPT_FACTORS = ("adjective", "context", "style", "framing")
 
 
-def prompt_factors(prompt_ids: Iterable[str]) -> pd.DataFrame:
+def prompt_factors(prompt_ids: Iterable[str], prompts: Any = "paper-54") -> pd.DataFrame:
     """Factors of each prompt id: ``prompt_id, adjective, context, style, framing``.
 
-    Taken from the paper's prompt set when it knows the id; otherwise derived from the id's
-    ``<adjective>_<context>_<style>`` pattern, as the authors' R code does. An id that fits neither
-    gets missing factors (and any model that needs them will say so).
+    Taken from the prompt set (a name, YAML path or :class:`~rmvalues.prompts.PromptSet`; the
+    paper's 54 by default). An id the set lacks is split as ``<adjective>_<context>_<style>`` (the
+    authors' R code does the same) and its framing looked up from the set's adjectives; whatever
+    cannot be found stays missing, and any model that needs it will say so.
     """
     import pandas as pd
 
-    ids = list(dict.fromkeys(prompt_ids))
-    known = _prompt_set_factors()
+    from rmvalues.prompts import PromptSet, load_prompt_set
+
+    pset = prompts if isinstance(prompts, PromptSet) else load_prompt_set(prompts)
+    known = pset.to_frame().drop(columns="text").set_index("prompt_id")
+    framing_of = {}
+    if {"adjective", "framing"} <= set(known.columns):
+        framing_of = dict(zip(known["adjective"], known["framing"]))
     rows = []
-    for pid in ids:
-        if pid in known:
-            rows.append({"prompt_id": pid, **known[pid]})
+    for pid in dict.fromkeys(prompt_ids):
+        if pid in known.index:
+            rows.append({"prompt_id": pid, **{f: known.loc[pid].get(f) for f in PROMPT_FACTORS}})
             continue
-        parts = pid.split("_")
-        adjective = parts[0] if parts else None
-        rows.append({
-            "prompt_id": pid,
-            "adjective": adjective,
-            "context": parts[1] if len(parts) > 1 else None,
-            "style": parts[2] if len(parts) > 2 else None,
-            "framing": _ADJECTIVE_FRAMING.get(adjective or ""),
-        })
-    frame = pd.DataFrame(rows, columns=["prompt_id", "adjective", "context", "style", "framing"])
+        parts = (pid.split("_") + [None, None, None])[:3]
+        rows.append({"prompt_id": pid, "adjective": parts[0], "context": parts[1], "style": parts[2],
+                     "framing": framing_of.get(parts[0])})
+    frame = pd.DataFrame(rows, columns=["prompt_id", *PROMPT_FACTORS])
     frame["framing"] = pd.Categorical(frame["framing"], categories=list(FRAMING_LEVELS))
     return frame
-
-
-def _prompt_set_factors() -> dict[str, dict[str, Any]]:
-    """Factors from the built-in paper prompt set, when the prompts module provides them."""
-    try:
-        from rmvalues.prompts import load_prompt_set  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    try:
-        prompts = load_prompt_set("paper-54")
-    except Exception:  # a missing optional registry must not stop an analysis of released data
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for p in getattr(prompts, "prompts", prompts):
-        pid = getattr(p, "id", None) or getattr(p, "prompt_id", None)
-        if pid is None:
-            continue
-        factors = {k: getattr(p, k, None) for k in ("adjective", "context", "style", "framing")}
-        if getattr(p, "factors", None):
-            factors.update({k: v for k, v in dict(p.factors).items() if k in factors})
-        if factors.get("framing") is None and factors.get("adjective"):
-            factors["framing"] = _ADJECTIVE_FRAMING.get(str(factors["adjective"]))
-        out[pid] = factors
-    return out
 
 
 def read_model_meta(source: str | Path | pd.DataFrame | Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -145,18 +119,19 @@ def model_factors(models: Iterable[str], meta: Any = None) -> pd.DataFrame:
 
 
 def median_rank_units(
-    ranked: pd.DataFrame, *, model_meta: Any = None, require_base: bool = True
+    ranked: pd.DataFrame, *, model_meta: Any = None, require_base: bool = True,
+    prompts: Any = "paper-54",
 ) -> pd.DataFrame:
     """Median rank per (model, prompt, category), with prompt and model factors attached.
 
-    ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
+    ``prompts`` is the prompt set whose factors are attached. ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
     have a base family (registry or ``model_meta``).
     """
     import pandas as pd
 
     units = (ranked.groupby(["model", "prompt_id", "category"], observed=True)["rank"]
              .agg(median_rank="median", n_items="size").reset_index())
-    units = units.merge(prompt_factors(units["prompt_id"]), on="prompt_id", how="left")
+    units = units.merge(prompt_factors(units["prompt_id"], prompts), on="prompt_id", how="left")
     if require_base:
         units = units.merge(model_factors(units["model"], model_meta), on="model", how="left")
         units["base"] = pd.Categorical(units["base"], categories=sorted(units["base"].unique()))

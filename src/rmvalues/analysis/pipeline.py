@@ -1,0 +1,185 @@
+"""``rmvalues analyze``: stored runs + a lexicon → tidy tables, a text summary and a manifest.
+
+The stage reads only what scoring wrote (long results tables, Parquet) or the released CSV formats,
+and writes every table as Parquet and CSV beside ``summary.txt`` and ``manifest.json``. All outputs
+are computed before anything is written, and each file is written atomically, so a failed analysis
+leaves no partial output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.analysis.mixed import PAPER_FORMULA
+from rmvalues.analysis.ranks import MatchPolicy
+from rmvalues.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rmvalues.analysis.mixed import MixedModelResult
+
+
+@dataclass
+class AnalysisResult:
+    """Tables of one analysis and the settings that produced them."""
+
+    lexicon: str
+    policy: MatchPolicy
+    settings: dict[str, Any]
+    ranks: pd.DataFrame = field(repr=False)
+    units: pd.DataFrame = field(repr=False)
+    framing: pd.DataFrame | None = field(default=None, repr=False)
+    mixed: MixedModelResult | None = field(default=None, repr=False)
+    panels: pd.DataFrame | None = field(default=None, repr=False)
+    topk: pd.DataFrame | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {"ranks": self.ranks, "units": self.units}
+        if self.framing is not None:
+            out["framing"] = self.framing
+        if self.mixed is not None:
+            out["fixed_effects"] = self.mixed.fixed
+            out["anova"] = self.mixed.anova
+        if self.panels is not None:
+            out["panels"] = self.panels
+        if self.topk is not None:
+            out["topk"] = self.topk
+        return out
+
+    def summary_text(self) -> str:
+        u = self.units
+        lines = [f"rmvalues analysis: lexicon {self.lexicon}; {self.policy.describe()}",
+                 f"{len(u)} units: {u['model'].nunique()} models x {u['prompt_id'].nunique()} prompts x "
+                 f"{u['category'].nunique()} categories"]
+        if self.framing is not None:
+            lines.append("Median rank by framing (mean, SD):")
+            lines += [f"  {r.framing:<10} {r.mean:8.3f} ({r.sd:.3f}), n = {r.n}" for r in self.framing.itertuples()]
+        if self.mixed is not None:
+            lines.append(self.mixed.summary_text())
+        if self.panels is not None:
+            lines.append("Panel tests (first base - second base; corrected over panels):")
+            for r in self.panels.itertuples():
+                lines.append(f"  {str(r.category):<14}{str(r.framing):<10} diff {r.diff:7.2f}  p_welch "
+                             f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g} ({r.stars_perm})  "
+                             f"d_av {r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def read_run(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """A results table from a Parquet file/directory (``rmvalues score``) or a released CSV."""
+    import pandas as pd
+
+    from rmvalues.analysis.importers import read_dictionary_scores, read_vocabulary_scores
+
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"run {path} does not exist; pass a results .parquet (or folder) or a released .csv.")
+    if path.suffix == ".csv":
+        header = path.open(encoding="utf-8").readline()
+        return read_vocabulary_scores(path) if "token_id" in header else read_dictionary_scores(path)
+    from rmvalues.store.manifest import read_results
+
+    return read_results(path)
+
+
+def analyze(
+    runs: Sequence[str | Path | pd.DataFrame],
+    lexicon: Any,
+    *,
+    policy: MatchPolicy = MatchPolicy(),
+    model_meta: Any = None,
+    formula: str = PAPER_FORMULA,
+    categories: Sequence[str] | None = None,
+    merge: Mapping[str, str] | None = None,
+    correction: str = "bonferroni",
+    n_resamples: int = 9999,
+    n_boot: int = 2000,
+    seed: int = 42,
+    top_k: int | None = None,
+) -> AnalysisResult:
+    """Ranks, units and — when the runs span two base families with two or more models each —
+    the paper's mixed model and panel tests; optional top-k counts.
+
+    ``lexicon`` is a built-in name, a file path, or a :class:`~rmvalues.lexicons.Lexicon`.
+    """
+    import pandas as pd
+
+    from rmvalues.analysis.hypothesis_tests import group_summary, panel_tests
+    from rmvalues.analysis.mixed import fit_mixed_model
+    from rmvalues.analysis.ranks import ranked_items
+    from rmvalues.analysis.reproduce import check_models_per_base
+    from rmvalues.analysis.topk import topk_counts
+    from rmvalues.analysis.units import median_rank_units
+    from rmvalues.lexicons import load_lexicon
+
+    if not runs:
+        raise InputError("no runs given; pass one or more results tables.")
+    lex = load_lexicon(lexicon) if isinstance(lexicon, (str, Path)) else lexicon
+    scores = pd.concat([read_run(r) for r in runs], ignore_index=True)
+    ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge)
+    multi = scores["model"].nunique() > 1
+    units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
+    settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
+                "n_boot": n_boot, "seed": seed, "top_k": top_k, "categories": categories,
+                "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
+    result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
+                            ranks=ranked, units=units)
+    if "framing" in units and units["framing"].notna().all():
+        result.framing = group_summary(units)
+    if top_k:
+        result.topk = topk_counts(scores, lex, top_k, policy, categories=categories, merge=merge)
+    if "base" not in units:
+        result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
+        return result
+    check_models_per_base(units)
+    result.mixed = fit_mixed_model(units, formula)
+    if units["framing"].notna().all():
+        result.panels = panel_tests(units, correction=correction, n_resamples=n_resamples,  # type: ignore[arg-type]
+                                    n_boot=n_boot, seed=seed)
+    return result
+
+
+def write_tables(
+    out_dir: str | Path, tables: Mapping[str, pd.DataFrame], summary: str, kind: str, **fields: Any
+) -> list[Path]:
+    """Write each table as ``NAME.parquet`` and ``NAME.csv``, plus ``summary.txt`` and ``manifest.json``."""
+    import pandas as pd
+
+    from rmvalues.io import atomic_path, atomic_write_text
+    from rmvalues.store.manifest import build_manifest, write_manifest
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out}: {exc}") from None
+    written = []
+    for name, table in tables.items():
+        frame = table.copy()
+        for col in frame.columns:  # categoricals as plain strings: readable by any tool
+            if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                frame[col] = frame[col].astype(str)
+        for suffix, write in ((".parquet", lambda f, p: f.to_parquet(p, index=False)),
+                              (".csv", lambda f, p: f.to_csv(p, index=False))):
+            target = out / f"{name}{suffix}"
+            with atomic_path(target) as tmp:
+                write(frame, tmp)
+            written.append(target)
+    written.append(atomic_write_text(out / "summary.txt", summary + "\n"))
+    manifest = build_manifest(kind, tables=sorted(tables), **fields)
+    written.append(write_manifest(out / "manifest.json", manifest))
+    return written
+
+
+def write_analysis(result: AnalysisResult, out_dir: str | Path, **fields: Any) -> list[Path]:
+    """Write an :class:`AnalysisResult` (tables, summary, manifest with lexicon and policy)."""
+    return write_tables(out_dir, result.tables(), result.summary_text(), "analysis",
+                        lexicon=result.lexicon, settings=result.settings, notes=result.notes, **fields)

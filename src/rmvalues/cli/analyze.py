@@ -1,0 +1,84 @@
+"""`rmvalues analyze` and `rmvalues reproduce`: thin layers over :mod:`rmvalues.analysis`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze_command)
+    app.command("reproduce")(reproduce_command)
+
+
+def _policy(match: str, variants: str, rank_over: str):
+    from rmvalues.analysis.ranks import MatchPolicy
+
+    return MatchPolicy(match=match, variants=variants, rank_over=rank_over)  # type: ignore[arg-type]
+
+
+def analyze_command(
+    runs: Annotated[list[Path], typer.Argument(help="Results tables: .parquet files/folders from "
+                                                    "`rmvalues score`, or released .csv files.")],
+    lexicon: Annotated[str, typer.Option(help="Built-in lexicon name or lexicon file.")] = "big-two-nouns",
+    out: Annotated[Path | None, typer.Option(help="Write tables (Parquet + CSV), summary.txt and "
+                                                  "manifest.json here.")] = None,
+    model_meta: Annotated[Path | None, typer.Option(
+        help="CSV/TOML/JSON with columns model, base[, base_version, size_b] for models outside "
+             "the registry.")] = None,
+    match: Annotated[str, typer.Option(help="exact | paper (ASCII-only, stripped, lower-case).")] = "exact",
+    variants: Annotated[str, typer.Option(help="separate | mean (average variants of a normalised form).")] = "separate",
+    rank_over: Annotated[str, typer.Option(help="items | rows (the authors' (term, category) rows).")] = "items",
+    category: Annotated[list[str] | None, typer.Option(help="Keep only these categories (repeatable).")] = None,
+    formula: Annotated[str, typer.Option(help="Mixed-model formula over the unit columns.")] =
+        "median_rank ~ base * category * framing",
+    correction: Annotated[str, typer.Option(help="bonferroni | holm | bh | none.")] = "bonferroni",
+    resamples: Annotated[int, typer.Option(help="Permutation-test resamples.")] = 9999,
+    boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the permutation test and bootstrap.")] = 42,
+    top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
+) -> None:
+    """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
+    from rmvalues.analysis.pipeline import analyze, write_analysis
+
+    result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
+                     formula=formula, categories=category or None, correction=correction,
+                     n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k)
+    typer.echo(result.summary_text())
+    if out is not None:
+        write_analysis(result, out, runs=[str(r) for r in runs])
+        typer.echo(f"\nwrote {out}/ (tables as .parquet and .csv, summary.txt, manifest.json)")
+
+
+def reproduce_command(
+    data: Annotated[Path | None, typer.Option(
+        help="Local copy of the released data (a folder holding dict_big2_nouns/ etc.); default: "
+             "$RMVALUES_PAPER_DATA, else download from the pinned commit.")] = None,
+    paper_compatible: Annotated[bool, typer.Option(
+        "--paper-compatible", help="Replicate the authors' R choices exactly (MFD column range, "
+                                   "five merged foundations, row ranking, Welch-p stars).")] = False,
+    dataset: Annotated[list[str] | None, typer.Option(
+        help="big2-nouns | mfd2 | rank-results (repeatable; default: all).")] = None,
+    mfd_grouping: Annotated[str, typer.Option(
+        help="Corrected mode's MFD grouping: categories (ten) | foundations (five, both poles).")] = "categories",
+    compare: Annotated[bool, typer.Option(help="Also run the other mode and print what differs.")] = True,
+    out: Annotated[Path | None, typer.Option(help="Write the tables, summary.txt and manifest.json here.")] = None,
+    resamples: Annotated[int, typer.Option(help="Permutation-test resamples.")] = 9999,
+    boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed (the authors used 42).")] = 42,
+) -> None:
+    """Reproduce the paper's Fig 1 statistics (and Fig 4b table) from the authors' released data."""
+    from rmvalues.analysis.pipeline import write_tables
+    from rmvalues.analysis.reproduce import DEFAULT_DATASETS, format_report, reproduce
+
+    report = reproduce(data, datasets=dataset or DEFAULT_DATASETS, paper_compatible=paper_compatible,
+                       compare=compare, mfd_grouping=mfd_grouping,  # type: ignore[arg-type]
+                       n_resamples=resamples, n_boot=boot, seed=seed)
+    text = format_report(report)
+    typer.echo(text)
+    if out is not None:
+        write_tables(out, report.tables(), text, "reproduce", mode=report.mode, data=str(data or ""),
+                     skipped=report.skipped, differences=report.differences, seed=seed)
+        typer.echo(f"\nwrote {out}/")

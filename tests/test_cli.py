@@ -1,0 +1,77 @@
+"""The CLI: fast help without the ML stack, prompt-set commands, the demo end to end, clean errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from rmvalues.cli import main
+
+HEAVY = ("torch", "transformers", "tokenizers", "trl", "peft", "datasets", "pandas", "scipy",
+         "statsmodels", "matplotlib")
+
+
+def test_help_is_fast_and_imports_no_heavy_library() -> None:
+    code = (
+        "import sys; from rmvalues.cli import main; rc = main(['--help']); "
+        f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules)); sys.exit(rc)"
+    )
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout and "prompts" in proc.stdout and "demo" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY=", proc.stdout[-300:]
+    assert elapsed < 10, f"`rmvalues --help` took {elapsed:.1f}s"
+
+
+def test_prompts_list(capsys) -> None:
+    assert main(["prompts", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "paper-54" in out and "facct-3" in out and "54" in out
+
+
+def test_prompts_show_paper54(capsys) -> None:
+    assert main(["prompts", "show", "paper-54"]) == 0
+    out = capsys.readouterr().out
+    assert "paper-54: 54 prompts" in out
+    assert "greatest_ever_one" in out and "terrible_time_please" in out
+    assert "framing: positive (27), negative (27)" in out
+    assert "style: one (18), single (18), please (18)" in out
+
+
+def test_prompts_show_user_file(tmp_path, capsys) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("prompts:\n  - {id: q1, text: Name a virtue., factors: {kind: virtue}}\n",
+                    encoding="utf-8")
+    assert main(["prompts", "show", str(path)]) == 0
+    assert "mine: 1 prompts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["prompts", "show", "paper-55"], ["demo", "--out", "{file}"]],
+)
+def test_errors_are_one_clean_line(argv: list[str], tmp_path, capsys) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main([a.format(file=target) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_demo_end_to_end(tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Lexicon terms that are single tokens" in printed
+    for word in ("big-two-nouns", "mfd2", "Llama-3", "Gemma-2", "Qwen"):
+        assert word in printed
+    assert f"Results in {out.resolve()}" in printed.replace("\n", "")
+    table = pd.read_csv(out / "coverage.csv")
+    assert len(table) == 6 and (out / "manifest.json").exists()

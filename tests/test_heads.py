@@ -9,6 +9,7 @@ random LlamaModel over real Llama-3.1-templated conversations checks the numbers
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -395,8 +396,8 @@ def test_float32_output_under_bf16_backbone(head_type, backbone, conversations):
     head = cls.random_init(tiny_config(), seed=5)
     prefix, full = conversations[1]
     with torch.no_grad():
-        states = backbone.to(torch.bfloat16)(input_ids=torch.tensor([full])).last_hidden_state
-        backbone.float()
+        bf16 = copy.deepcopy(backbone).to(torch.bfloat16)
+        states = bf16(input_ids=torch.tensor([full])).last_hidden_state
         assert states.dtype == torch.bfloat16
         prompt = states[:, head.prompt_position(prefix)] if head.needs_prompt_state else None
         got = head(states[:, -1], prompt)
@@ -451,7 +452,7 @@ def test_missing_gating_pattern_is_a_clear_error(llama3_tokenizer):
 
 
 def test_registry_and_errors():
-    assert {"armorm", "qrm", "urm", "grm_value_head"} <= set(HEAD_TYPES)
+    assert set(HEAD_TYPES) == {"sequence_classification", "armorm", "qrm", "urm", "grm_value_head"}
     assert head_class("qrm") is QRMHead
     with pytest.raises(ModelError, match="unknown head type 'nope'"):
         head_class("nope")
@@ -473,5 +474,6 @@ def test_registry_and_errors():
 def test_every_registry_head_type_has_a_class():
     from rmvalues.models.registry import known_models
 
-    missing = {spec.head for spec in known_models().values()} - set(HEAD_TYPES)
-    assert not missing - {"sequence_classification"}, missing
+    assert {spec.head for spec in known_models().values()} <= set(HEAD_TYPES)
+    assert known_models()["armorm-llama3-8b"].head == "armorm"
+    assert known_models()["grm-llama3-8b-sftreg"].head == "grm_value_head"

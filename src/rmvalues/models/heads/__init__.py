@@ -7,7 +7,6 @@ passed, each head picks its own tensors by ``state_dict_prefixes``).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -17,36 +16,17 @@ from rmvalues.models.heads.armorm import ArmoRMHead
 from rmvalues.models.heads.base import RewardHead
 from rmvalues.models.heads.grm import GRMValueHead
 from rmvalues.models.heads.qrm import QRMHead
+from rmvalues.models.heads.sequence_classification import SequenceClassificationHead
 from rmvalues.models.heads.urm import URMHead
 
 HEAD_TYPES: dict[str, type[RewardHead]] = {
-    cls.head_type: cls for cls in (URMHead, GRMValueHead, ArmoRMHead, QRMHead)
+    cls.head_type: cls
+    for cls in (SequenceClassificationHead, URMHead, GRMValueHead, ArmoRMHead, QRMHead)
 }
-
-
-def _add_sequence_classification() -> None:
-    """Register the plain ``score`` head from its own module (written alongside the engine)."""
-    if "sequence_classification" in HEAD_TYPES:
-        return
-    try:
-        module = importlib.import_module("rmvalues.models.heads.sequence_classification")
-    except ModuleNotFoundError as err:
-        if err.name != "rmvalues.models.heads.sequence_classification":
-            raise
-        return
-    for value in vars(module).values():
-        if (isinstance(value, type) and issubclass(value, RewardHead)
-                and getattr(value, "head_type", None) == "sequence_classification"):
-            HEAD_TYPES["sequence_classification"] = value
-            return
-
-
-_add_sequence_classification()
 
 
 def head_class(head_type: str) -> type[RewardHead]:
     """The head class registered under ``head_type``."""
-    _add_sequence_classification()
     try:
         return HEAD_TYPES[head_type]
     except KeyError:

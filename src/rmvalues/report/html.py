@@ -1,0 +1,385 @@
+"""The self-contained HTML report: every figure, statistics table, token list, lexicon, prompt set
+and provenance manifest of a set of runs, in one file a reviewer can open offline.
+
+Images are embedded as base64 PNG, styles are inline, and nothing is fetched when the page opens.
+Figures are also written beside the report as PNG + PDF for papers. Each figure is drawn only when
+its input table is present; a missing input is listed in the report, never an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html as _html
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues import __version__
+from rmvalues.errors import InputError
+from rmvalues.io import atomic_write_text
+from rmvalues.report.style import DEFAULT_STYLE, FigureResult, FigureStyle
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rmvalues.report.tokens import TokenTable
+
+#: Section ids of the report, in page order (tests and links rely on them).
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("figures", "Figures"),
+    ("statistics", "Statistics"),
+    ("tokens", "Top and bottom tokens"),
+    ("lexicons", "Lexicons"),
+    ("prompts", "Prompt sets"),
+    ("provenance", "Provenance"),
+)
+
+
+@dataclass
+class ReportInputs:
+    """Everything a report can show; every field is optional.
+
+    Tables follow the column contracts of the figure functions (see each module's docstring).
+    ``tables`` holds further statistics tables by title (mixed-model fixed effects, F tests,
+    ANOVA, effect sizes, ...), shown in order. ``manifests`` maps a run's name to its manifest
+    dict (:meth:`rmvalues.store.manifest.RunManifest.to_dict`).
+    """
+
+    title: str = "rmvalues report"
+    units: pd.DataFrame | None = None  # Fig 1 / A1: RM median-rank units
+    panel_tests: pd.DataFrame | None = None  # Fig 1 stars
+    mfd_units: pd.DataFrame | None = None  # Fig 1b / A1b (MFD 2.0)
+    mfd_panel_tests: pd.DataFrame | None = None
+    lm_units: pd.DataFrame | None = None  # Fig 2
+    lm_tests: pd.DataFrame | None = None
+    mwlr_pairs: pd.DataFrame | None = None  # Fig 3
+    token_scores: pd.DataFrame | None = None  # Table 1
+    checkpoints: pd.DataFrame | None = None  # Fig 4a / A5a
+    ablations: pd.DataFrame | None = None  # Fig 4b / A5b
+    rank_changes: pd.DataFrame | None = None  # Fig 5 / A6
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # preformatted summaries by title
+    lexicons: list[Any] = field(default_factory=list)  # names, LexiconInfo or dicts
+    prompt_sets: dict[str, pd.DataFrame] = field(default_factory=dict)
+    manifests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # per-figure keyword overrides
+
+
+@dataclass
+class _Figure:
+    id: str
+    title: str
+    caption: str
+    png_b64: str
+    width_px: int  # display width: the printed size at a comfortable screen scale
+    files: list[str]
+
+
+def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle = DEFAULT_STYLE
+                  ) -> tuple[list[FigureResult], list[str]]:
+    """Draw every figure whose input is present; returns results and the names skipped."""
+    from rmvalues.report import lm_ranks, mwlr, rm_ranks, training
+
+    opts = inputs.options
+    plan: list[tuple[str, Any, Callable[[], FigureResult]]] = [
+        ("Fig. 1a (Big Two)", inputs.units, lambda: rm_ranks.figure1(
+            inputs.units, inputs.panel_tests, style=style, out_dir=out_dir, stem="fig1a",
+            **opts.get("fig1", {}))),
+        ("Fig. A1a (Big Two)", inputs.units, lambda: rm_ranks.figure_a1(
+            inputs.units, inputs.panel_tests, style=style, out_dir=out_dir, stem="figA1a",
+            **opts.get("fig1", {}))),
+        ("Fig. 1b (MFD 2.0)", inputs.mfd_units, lambda: rm_ranks.figure1(
+            inputs.mfd_units, inputs.mfd_panel_tests, lexicon_label="MFD 2.0", style=style,
+            out_dir=out_dir, stem="fig1b", **opts.get("fig1b", {}))),
+        ("Fig. A1b (MFD 2.0)", inputs.mfd_units, lambda: rm_ranks.figure_a1(
+            inputs.mfd_units, inputs.mfd_panel_tests, lexicon_label="MFD 2.0", style=style,
+            out_dir=out_dir, stem="figA1b", **opts.get("fig1b", {}))),
+        ("Fig. 2", inputs.lm_units, lambda: lm_ranks.figure2(
+            inputs.lm_units, inputs.lm_tests, style=style, out_dir=out_dir,
+            **opts.get("fig2", {}))),
+        ("Fig. 3", inputs.mwlr_pairs, lambda: mwlr.figure3(
+            inputs.mwlr_pairs, style=style, out_dir=out_dir, **opts.get("fig3", {}))),
+        ("Fig. 4a", inputs.checkpoints, lambda: training.figure4a(
+            inputs.checkpoints, style=style, out_dir=out_dir, **opts.get("fig4a", {}))),
+        ("Fig. A5a", inputs.checkpoints, lambda: training.figure_a5a(
+            inputs.checkpoints, style=style, out_dir=out_dir, **opts.get("fig4a", {}))),
+        ("Fig. 4b", inputs.ablations, lambda: training.figure4b(
+            inputs.ablations, style=style, out_dir=out_dir, **opts.get("fig4b", {}))),
+        ("Fig. A5b", inputs.ablations, lambda: training.figure_a5b(
+            inputs.ablations, style=style, out_dir=out_dir, **opts.get("fig4b", {}))),
+        ("Fig. 5", inputs.rank_changes, lambda: training.figure5(
+            inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
+        ("Fig. A6", inputs.rank_changes, lambda: training.figure_a6(
+            inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
+    ]
+    from rmvalues.report._frames import families_in
+
+    appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
+                     "Fig. A6": inputs.rank_changes}
+    results: list[FigureResult] = []
+    skipped: list[str] = []
+    for title, data, draw in plan:
+        if data is None or len(data) == 0:
+            skipped.append(title)
+            continue
+        if title in appendix_only and not families_in(data) - set(training.MAIN_FAMILIES):
+            continue  # the appendix versions only add families beyond the main text's
+        try:
+            result = draw()
+        except InputError as exc:  # an input that does not fit is reported, not fatal
+            skipped.append(f"{title} ({exc})")
+            continue
+        result.title = title
+        results.append(result)
+    return results, skipped
+
+
+def _png(result: FigureResult, style: FigureStyle) -> tuple[str, int]:
+    """The PNG of ``result`` (the written file, or a fresh render) as base64, and the width in
+    CSS pixels at which it shows its printed size x 1.4 (figures are sized for a paper column)."""
+    import io
+    import struct
+
+    png = result.paths.get("png")
+    dpi = style.dpi
+    if png is not None and png.exists():
+        data = png.read_bytes()
+    else:
+        buffer = io.BytesIO()
+        dpi = min(style.dpi, 200)
+        result.figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        data = buffer.getvalue()
+    width = struct.unpack(">I", data[16:20])[0]  # IHDR width
+    return base64.b64encode(data).decode("ascii"), round(width / dpi * 96 * 1.4)
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+def _is_p_column(column: str) -> bool:
+    lowered = column.lower()
+    return lowered in {"p", "pr(>f)", "pr(>|t|)"} or lowered.startswith("p_") \
+        or lowered.endswith("_p")
+
+
+def _format_cell(column: str, value: Any) -> str:
+    """Numbers formatted for reading: p-values to 3 significant digits, counts as integers."""
+    import numbers
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if _is_p_column(column):
+            return f"{number:.2e}" if 0 < number < 0.001 else f"{number:.3f}"
+        if column.lower() in {"n", "df", "num_df", "den_df", "n_units"} and number.is_integer():
+            return f"{int(number):,}"
+        if number != 0 and (abs(number) >= 1e6 or abs(number) < 1e-3):
+            return f"{number:.3e}"
+        return f"{number:.3f}" if abs(number) < 1000 else f"{number:,.1f}"
+    return _html.escape(str(value))
+
+
+def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
+    """``frame`` as an HTML table (numbers right-aligned and formatted, index dropped)."""
+    import numbers
+
+    shown = frame.head(max_rows)
+    head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in shown.columns)
+    rows = []
+    for record in shown.itertuples(index=False):
+        cells = []
+        for column, value in zip(shown.columns, record):
+            numeric = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            cls = ' class="num"' if numeric else ""
+            cells.append(f"<td{cls}>{_format_cell(str(column), value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f'<p class="note">{len(frame) - max_rows:,} more rows not shown.</p>'
+            if len(frame) > max_rows else "")
+    return (f'<div class="table-wrap"><table class="stats"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>{more}')
+
+
+# --- lexicons, prompts, manifests -------------------------------------------------------------
+
+def _lexicon_record(item: Any) -> dict[str, str]:
+    """Name, description, citation and source of a lexicon given by name, info object or dict."""
+    if isinstance(item, str):
+        from rmvalues.lexicons.registry import lexicon_specs
+
+        spec = lexicon_specs().get(item)
+        if spec is None:
+            return {"name": item, "description": "", "citation": "(user lexicon)", "source": "",
+                    "sha256": ""}
+        item = spec.info()
+    if isinstance(item, Mapping):
+        data = dict(item)
+    else:
+        data = {k: getattr(item, k, "") for k in ("name", "description", "citation", "source",
+                                                   "sha256")}
+    return {k: str(data.get(k) or "") for k in ("name", "description", "citation", "source",
+                                                 "sha256", "categories")}
+
+
+def _lexicons_from_manifests(manifests: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    """Lexicons named in run manifests (``fields.lexicon`` / ``fields.lexicons``)."""
+    found: list[Any] = []
+    for manifest in manifests.values():
+        fields = manifest.get("fields", {}) if isinstance(manifest, Mapping) else {}
+        for key in ("lexicon", "lexicons"):
+            value = fields.get(key)
+            if isinstance(value, (str, Mapping)):
+                found.append(value)
+            elif isinstance(value, list):
+                found.extend(value)
+    return found
+
+
+def _dedupe(items: Iterable[Any]) -> list[dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        record = _lexicon_record(item)
+        if record["name"] and (record["name"] not in out or not out[record["name"]]["citation"]):
+            out[record["name"]] = record
+    return list(out.values())
+
+
+_MANIFEST_KEYS = ("kind", "package_version", "created", "python")
+_FIELD_KEYS = ("model", "hub_id", "revision", "dtype", "template_hash", "prompt_set", "lexicon",
+               "config_hash", "device")
+
+
+def _manifest_summary(name: str, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The provenance facts a reviewer looks for first, as one table row."""
+    fields = manifest.get("fields", {}) or {}
+    row = {"run": name}
+    for key in _MANIFEST_KEYS:
+        row[key] = str(manifest.get(key, ""))
+    for key in _FIELD_KEYS:
+        if key in fields:
+            row[key] = json.dumps(fields[key]) if not isinstance(fields[key], str) else fields[key]
+    libs = manifest.get("libraries", {}) or {}
+    row["libraries"] = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
+    return row
+
+
+# --- assembly ---------------------------------------------------------------------------------
+
+def render_report(
+    inputs: ReportInputs,
+    out_dir: str | Path,
+    *,
+    style: FigureStyle = DEFAULT_STYLE,
+    figures: Sequence[FigureResult] | None = None,
+) -> Path:
+    """Draw the figures (into ``out_dir/figures``) and write ``out_dir/report.html``."""
+    import pandas as pd
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from rmvalues.report.tokens import table1
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create report folder {out}: {exc}; pass a writable --out") from None
+    skipped: list[str] = []
+    if figures is None:
+        figures, skipped = build_figures(inputs, out / "figures", style)
+    shown = []
+    for r in figures:
+        png_b64, width_px = _png(r, style)
+        shown.append(_Figure(
+            id=r.name, title=r.title or r.name, caption=r.caption, png_b64=png_b64,
+            width_px=width_px,
+            files=[str(p.relative_to(out)) if p.is_relative_to(out) else str(p)
+                   for p in r.paths.values()]))
+    for r in figures:
+        r.close()
+
+    token_table: TokenTable | None = None
+    if inputs.token_scores is not None and len(inputs.token_scores):
+        token_table = table1(inputs.token_scores, out_dir=out / "tables",
+                             **inputs.options.get("table1", {}))
+
+    stats: list[tuple[str, str]] = []
+    if inputs.panel_tests is not None and len(inputs.panel_tests):
+        stats.append((("Panel tests, Big Two (Welch and permutation; corrected p; effect sizes "
+                      "with bootstrap CIs)"), table_html(inputs.panel_tests)))
+    if inputs.mfd_panel_tests is not None and len(inputs.mfd_panel_tests):
+        stats.append(("Panel tests, MFD 2.0", table_html(inputs.mfd_panel_tests)))
+    if inputs.lm_tests is not None and len(inputs.lm_tests):
+        stats.append(("Log-prob rank tests (Fig. 2)", table_html(inputs.lm_tests)))
+    for title, frame in inputs.tables.items():
+        if frame is not None and len(frame):
+            stats.append((title, table_html(frame)))
+    if inputs.units is not None and len(inputs.units):
+        from rmvalues.report.rm_ranks import panel_summary
+
+        summary = panel_summary(inputs.units)
+        stats.insert(0, ("Fig. 1a panel means (grand mean, SD, SE over units)",
+                         table_html(summary)))
+
+    lexicons = _dedupe([*inputs.lexicons, *_lexicons_from_manifests(inputs.manifests)])
+    prompt_sets = [(name, table_html(frame, max_rows=500))
+                   for name, frame in inputs.prompt_sets.items() if frame is not None]
+    manifests = [(name, _manifest_summary(name, m), json.dumps(m, indent=2, default=str))
+                 for name, m in inputs.manifests.items()]
+    manifest_table = (table_html(pd.DataFrame([row for _, row, _ in manifests]))
+                      if manifests else "")
+    overview = _overview(inputs)
+
+    env = Environment(loader=PackageLoader("rmvalues.report", "templates"),
+                      autoescape=select_autoescape(["html", "jinja"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    page = env.get_template("report.html.jinja").render(
+        title=inputs.title,
+        generated=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        version=__version__,
+        sections=SECTIONS,
+        overview=overview,
+        figures=shown,
+        skipped=skipped,
+        stats=stats,
+        texts=list(inputs.texts.items()),
+        token_table=token_table.to_html() if token_table else "",
+        token_caption=token_table.caption if token_table else "",
+        lexicons=lexicons,
+        prompt_sets=prompt_sets,
+        manifests=manifests,
+        manifest_table=manifest_table,
+    )
+    target = out / "report.html"
+    atomic_write_text(target, page)
+    return target
+
+
+def _overview(inputs: ReportInputs) -> list[tuple[str, str]]:
+    """Key counts for the top of the page."""
+    facts: list[tuple[str, str]] = []
+    if inputs.units is not None and len(inputs.units):
+        u = inputs.units
+        facts.append(("Reward models", f"{u['model'].nunique()}"))
+        if "prompt_id" in u.columns:
+            facts.append(("Prompts", f"{u['prompt_id'].nunique()}"))
+        facts.append(("Median-rank units (Big Two)", f"{len(u):,}"))
+    if inputs.mfd_units is not None and len(inputs.mfd_units):
+        facts.append(("Median-rank units (MFD 2.0)", f"{len(inputs.mfd_units):,}"))
+    if inputs.lm_units is not None and len(inputs.lm_units):
+        facts.append(("Language models (log-prob ranks)", f"{inputs.lm_units['model'].nunique()}"))
+    if inputs.mwlr_pairs is not None and len(inputs.mwlr_pairs):
+        from rmvalues.report.mwlr import pair_columns
+
+        a, b = pair_columns(inputs.mwlr_pairs)
+        n_pairs = len(inputs.mwlr_pairs[[a, b]].drop_duplicates())
+        facts.append(("MWLR model pairs", f"{n_pairs:,}"))
+    facts.append(("Input runs", f"{len(inputs.manifests)}"))
+    return facts

@@ -1,0 +1,202 @@
+"""Find a report's inputs: analysis tables and run manifests in folders, or a reproduction result.
+
+``rmvalues report DIR...`` and ``rmvalues reproduce`` both end here. Tables are recognised by file
+stem (Parquet or CSV, searched recursively), so any stage that writes its tables under the names
+below is picked up without configuration:
+
+==========================  =====================================================================
+stem (or ``*_<stem>``)      report field
+==========================  =====================================================================
+``units``                   Fig 1 units (``mfd2_*_units`` / ``mfd_units``: the MFD 2.0 version)
+``panels``/``panel_tests``  Fig 1 panel tests
+``lm_units``                Fig 2 units; ``lm_tests``/``posthoc``: its Welch + BH tests
+``target_scores``           Fig 3 (``mwlr_pairs`` too)
+``top_bottom``              Table 1 (``token_scores`` too)
+``checkpoint_units``        Fig 4a (``checkpoints`` too)
+``final_checkpoint``        Fig 4b (``ablations`` too)
+``rank_change``             Fig 5 (``rank_changes`` too)
+``fixed_effects``, ``anova``, ``framing``, ``effect_sizes``, ``topk``: statistics tables
+==========================  =====================================================================
+
+Every ``*.manifest.json`` / ``manifest.json`` found is shown under provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.errors import InputError
+from rmvalues.report.html import ReportInputs, render_report
+from rmvalues.report.style import DEFAULT_STYLE, FigureStyle
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rmvalues.analysis.reproduce import ReproduceReport
+
+#: File stem suffix -> ReportInputs field (longest suffix wins; MFD handled separately).
+_FIELDS: dict[str, str] = {
+    "lm_units": "lm_units",
+    "lm_tests": "lm_tests",
+    "posthoc": "lm_tests",
+    "units": "units",
+    "panels": "panel_tests",
+    "panel_tests": "panel_tests",
+    "target_scores": "mwlr_pairs",
+    "mwlr_pairs": "mwlr_pairs",
+    "top_bottom": "token_scores",
+    "token_scores": "token_scores",
+    "checkpoint_units": "checkpoints",
+    "checkpoints": "checkpoints",
+    "final_checkpoint": "ablations",
+    "ablations": "ablations",
+    "rank_change": "rank_changes",
+    "rank_changes": "rank_changes",
+}
+_STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance")
+_MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # noqa: BLE001 (pyarrow / parser errors come in many types)
+        raise InputError(f"cannot read table {path}: {exc}; is it a complete Parquet/CSV file?"
+                         ) from None
+
+
+def _field_for(stem: str) -> tuple[str | None, str | None]:
+    """(report field, statistics-table title) for a table file stem; (None, None) if unknown."""
+    lowered = stem.lower()
+    for suffix in sorted(_FIELDS, key=len, reverse=True):
+        if lowered == suffix or lowered.endswith("_" + suffix):
+            name = _FIELDS[suffix]
+            if lowered.startswith("mfd") and name in _MFD_FIELDS:
+                name = _MFD_FIELDS[name]
+            return name, None
+    for suffix in _STAT_TABLES:
+        if lowered == suffix or lowered.endswith("_" + suffix):
+            return None, stem.replace("_", " ")
+    return None, None
+
+
+def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = None) -> ReportInputs:
+    """Collect tables and manifests from run or analysis folders (or single files)."""
+    inputs = ReportInputs()
+    paths = [Path(s) for s in sources]
+    if not paths:
+        raise InputError("no input given; pass one or more run or analysis folders")
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path} does not exist; pass a run or analysis folder")
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if not file.is_file() or any(p.startswith(".") for p in file.relative_to(
+                    path if path.is_dir() else file.parent).parts):
+                continue
+            if file.name.endswith("manifest.json"):
+                try:
+                    manifest = json.loads(file.read_text("utf-8"))
+                except (OSError, json.JSONDecodeError) as exc:
+                    raise InputError(f"manifest {file} is not valid JSON ({exc})") from None
+                inputs.manifests[_run_name(file, path)] = manifest
+                continue
+            if file.suffix not in (".parquet", ".csv"):
+                continue
+            field_name, stat_title = _field_for(file.stem)
+            if field_name is not None and getattr(inputs, field_name) is None:
+                setattr(inputs, field_name, _read_table(file))
+            elif stat_title is not None:
+                inputs.tables[stat_title] = _read_table(file)
+    inputs.title = title or f"rmvalues report: {', '.join(p.name for p in paths)}"
+    return inputs
+
+
+def _run_name(manifest: Path, root: Path) -> str:
+    base = root if root.is_dir() else root.parent
+    rel = manifest.relative_to(base)
+    stem = manifest.name.removesuffix(".manifest.json").removesuffix("manifest.json").rstrip(".")
+    parts = [base.name, *rel.parent.parts] + ([stem] if stem else [])
+    return "/".join(p for p in parts if p)
+
+
+def write_report(
+    *sources: str | Path | ReportInputs,
+    out_dir: str | Path,
+    title: str | None = None,
+    style: FigureStyle = DEFAULT_STYLE,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write ``out_dir/report.html`` (and figures under ``out_dir/figures``) for ``sources``.
+
+    ``sources`` are run/analysis folders or ready :class:`ReportInputs`; folders are merged.
+    ``options`` passes keyword arguments per figure, e.g. ``{"fig3": {"targets": ["Love", "Peace"]}}``.
+    """
+    ready = [s for s in sources if isinstance(s, ReportInputs)]
+    folders = [s for s in sources if not isinstance(s, ReportInputs)]
+    if len(ready) > 1 or (ready and folders):
+        raise InputError("pass either one ReportInputs or folders, not both")
+    inputs = ready[0] if ready else load_report_inputs(folders, title=title)
+    if title:
+        inputs.title = title
+    if options:
+        inputs.options = {**inputs.options, **{k: dict(v) for k, v in options.items()}}
+    return render_report(inputs, out_dir, style=style)
+
+
+def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> ReportInputs:
+    """Map an :class:`~rmvalues.analysis.reproduce.ReproduceReport` onto report inputs.
+
+    Big Two results feed Fig. 1a, MFD 2.0 results Fig. 1b; every mixed model, F table and framing
+    summary goes to the statistics section, and each dataset's settings to provenance.
+    """
+    inputs = ReportInputs(title=title or f"rmvalues reproduce ({report.mode} mode)")
+    for res in report.fig1:
+        if res.mode != report.mode:
+            continue
+        label = "Big Two" if res.dataset.startswith("big2") else "MFD 2.0"
+        if res.dataset.startswith("mfd"):
+            inputs.mfd_units, inputs.mfd_panel_tests = res.units, res.panels
+            inputs.options["fig1b"] = {"n_ranked": res.items_per_prompt}
+        else:
+            inputs.units, inputs.panel_tests = res.units, res.panels
+            inputs.options["fig1"] = {"n_ranked": res.items_per_prompt}
+        inputs.tables[f"{label}: mixed model, fixed effects"] = res.mixed.fixed
+        inputs.tables[f"{label}: mixed model, F tests ({res.mixed.anova_type})"] = res.mixed.anova
+        inputs.tables[f"{label}: median rank by framing"] = res.framing
+        inputs.texts[f"{label}: model summary"] = res.mixed.summary_text()
+        inputs.lexicons.append(res.lexicon)
+        inputs.manifests[f"reproduce/{res.dataset}"] = {
+            "kind": "reproduce", "fields": {
+                "dataset": res.dataset, "mode": res.mode, "lexicon": res.lexicon,
+                "ranking": res.policy.describe(), "stars_from": res.stars_from,
+                "sha256_verified": res.verified, "categories": res.categories,
+                "items_per_prompt": res.items_per_prompt}}
+    if report.fig4b is not None and len(report.fig4b):
+        inputs.tables["Fig. 4b: final checkpoint of each trained RM"] = report.fig4b
+        if {"data_size", "data_source"} <= set(report.fig4b.columns):
+            inputs.ablations = report.fig4b
+    if report.differences:
+        inputs.texts["Paper-compatible vs corrected mode"] = "\n".join(
+            f"- {d}" for d in report.differences)
+    if report.skipped:
+        inputs.texts["Skipped datasets"] = "\n".join(f"- {s}" for s in report.skipped)
+    return inputs
+
+
+def report_from_reproduce(
+    report: ReproduceReport,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    style: FigureStyle = DEFAULT_STYLE,
+) -> Path:
+    """What ``rmvalues reproduce`` calls last: the report of a reproduction, in ``out_dir``."""
+    return render_report(inputs_from_reproduce(report, title), out_dir, style=style)

@@ -144,3 +144,13 @@ def test_cli_reproduce_and_analyze(shared_dir, tmp_path, capsys):
     rc = main(["analyze", str(folder / "big2_rewards_nicolinho_QRM-Llama3.1-8B.csv"),
                str(folder / "big2_rewards_nicolinho_QRM-Gemma-2-27B.csv"), "--resamples", "99"])
     assert rc == 2 and "at least two models each" in capsys.readouterr().err
+
+
+def test_analyze_null_baselines_on_the_released_data(shared_dir):
+    runs = sorted((shared_dir / "paper-data" / BIG2).glob("*.csv"))
+    result = analyze(runs, "big-two-nouns", null_draws=9, **FAST)
+    null = result.null.set_index("kind")
+    # The Big Two nouns are the whole candidate pool here, so random sets = label shuffles in kind.
+    assert list(null.index) == ["random_words", "shuffled_labels"]
+    assert (null["p_value"] >= 0.1).all() and (null["n_draws"] == 9).all()
+    assert "Null baselines" in result.summary_text()

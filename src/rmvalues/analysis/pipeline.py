@@ -36,6 +36,7 @@ class AnalysisResult:
     mixed: MixedModelResult | None = field(default=None, repr=False)
     panels: pd.DataFrame | None = field(default=None, repr=False)
     topk: pd.DataFrame | None = field(default=None, repr=False)
+    null: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -49,6 +50,8 @@ class AnalysisResult:
             out["panels"] = self.panels
         if self.topk is not None:
             out["topk"] = self.topk
+        if self.null is not None:
+            out["null_baselines"] = self.null
         return out
 
     def summary_text(self) -> str:
@@ -67,6 +70,11 @@ class AnalysisResult:
                 lines.append(f"  {str(r.category):<14}{str(r.framing):<10} diff {r.diff:7.2f}  p_welch "
                              f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g} ({r.stars_perm})  "
                              f"d_av {r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]")
+        if self.null is not None:
+            lines.append("Null baselines (base x category interaction SS vs random item sets):")
+            for r in self.null.itertuples():
+                lines.append(f"  {r.kind:<16} observed {r.observed:10.3f}  null 95% {r.null_q95:10.3f}  "
+                             f"percentile {r.percentile:5.1f}  p = {r.p_value:.3g} ({r.n_draws} draws)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -104,9 +112,11 @@ def analyze(
     n_boot: int = 2000,
     seed: int = 42,
     top_k: int | None = None,
+    null_draws: int = 0,
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
-    the paper's mixed model and panel tests; optional top-k counts.
+    the paper's mixed model and panel tests; optional top-k counts and null baselines
+    (``null_draws`` random item sets and label shuffles, see :mod:`rmvalues.analysis.null`).
 
     ``lexicon`` is a built-in name, a file path, or a :class:`~rmvalues.lexicons.Lexicon`.
     """
@@ -128,7 +138,7 @@ def analyze(
     multi = scores["model"].nunique() > 1
     units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
-                "n_boot": n_boot, "seed": seed, "top_k": top_k, "categories": categories,
+                "n_boot": n_boot, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
                 "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
@@ -141,6 +151,13 @@ def analyze(
         return result
     check_models_per_base(units)
     result.mixed = fit_mixed_model(units, formula)
+    if null_draws:
+        from rmvalues.analysis.null import null_baseline
+
+        result.null = pd.concat([null_baseline(scores, lex, kind=kind, policy=policy, model_meta=model_meta,
+                                               n_draws=null_draws, seed=seed, categories=categories,
+                                               merge=merge).to_frame()
+                                 for kind in ("random_words", "shuffled_labels")], ignore_index=True)
     if units["framing"].notna().all():
         result.panels = panel_tests(units, correction=correction, n_resamples=n_resamples,  # type: ignore[arg-type]
                                     n_boot=n_boot, seed=seed)

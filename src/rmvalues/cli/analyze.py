@@ -39,13 +39,17 @@ def analyze_command(
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the permutation test and bootstrap.")] = 42,
     top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
+    null_draws: Annotated[int, typer.Option(
+        help="Also compare the base x category interaction with N random item sets and N label "
+             "shuffles (0: off).")] = 0,
 ) -> None:
     """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
     result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
-                     n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k)
+                     n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
+                     null_draws=null_draws)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])
@@ -65,6 +69,7 @@ def reproduce_command(
         help="Corrected mode's MFD grouping: categories (ten) | foundations (five, both poles).")] = "categories",
     compare: Annotated[bool, typer.Option(help="Also run the other mode and print what differs.")] = True,
     out: Annotated[Path | None, typer.Option(help="Write the tables, summary.txt and manifest.json here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also render the HTML report of the reproduction here.")] = None,
     resamples: Annotated[int, typer.Option(help="Permutation-test resamples.")] = 9999,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed (the authors used 42).")] = 42,
@@ -73,12 +78,16 @@ def reproduce_command(
     from rmvalues.analysis.pipeline import write_tables
     from rmvalues.analysis.reproduce import DEFAULT_DATASETS, format_report, reproduce
 
-    report = reproduce(data, datasets=dataset or DEFAULT_DATASETS, paper_compatible=paper_compatible,
+    result = reproduce(data, datasets=dataset or DEFAULT_DATASETS, paper_compatible=paper_compatible,
                        compare=compare, mfd_grouping=mfd_grouping,  # type: ignore[arg-type]
                        n_resamples=resamples, n_boot=boot, seed=seed)
-    text = format_report(report)
+    text = format_report(result)
     typer.echo(text)
     if out is not None:
-        write_tables(out, report.tables(), text, "reproduce", mode=report.mode, data=str(data or ""),
-                     skipped=report.skipped, differences=report.differences, seed=seed)
+        write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
+                     skipped=result.skipped, differences=result.differences, seed=seed)
         typer.echo(f"\nwrote {out}/")
+    if report is not None:
+        from rmvalues.report.inputs import report_from_reproduce
+
+        typer.echo(f"report: {report_from_reproduce(result, report)}")

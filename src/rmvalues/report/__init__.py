@@ -37,7 +37,31 @@ _EXPORTS: dict[str, str] = {
     "write_report": "inputs",
 }
 
-__all__ = [*_EXPORTS]
+__all__ = [
+    "DEFAULT_STYLE",
+    "FigureResult",
+    "FigureStyle",
+    "ReportInputs",
+    "TokenTable",
+    "figure1",
+    "figure2",
+    "figure3",
+    "figure4a",
+    "figure4b",
+    "figure5",
+    "figure_a1",
+    "figure_a5a",
+    "figure_a5b",
+    "figure_a6",
+    "load_report_inputs",
+    "panel_summary",
+    "render_report",
+    "serif_font",
+    "short_label",
+    "table1",
+    "top_movers",
+    "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

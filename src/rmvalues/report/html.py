@@ -208,6 +208,35 @@ def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>{more}')
 
 
+def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
+    """Panel tests as a reader wants them: estimate, SE, df, p (raw and corrected) and each
+    effect size with its CI in one cell. Unknown layouts are shown unchanged."""
+    need = {"diff", "t", "df", "p_welch", "d_av", "d_av_lo", "d_av_hi"}
+    if not need <= set(panels.columns):
+        return panels
+    keys = [c for c in ("category", "framing") if c in panels.columns]
+    view = panels[keys].astype(str).copy()
+    if {"group_a", "group_b"} <= set(panels.columns):
+        view["contrast"] = panels["group_a"].astype(str) + " \u2212 " + panels["group_b"].astype(str)
+    if {"n_a", "n_b"} <= set(panels.columns):
+        view["n"] = panels["n_a"].astype(str) + " / " + panels["n_b"].astype(str)
+    view["estimate"] = panels["diff"]
+    view["SE"] = panels["diff"] / panels["t"]  # Welch SE of the difference
+    view["df"] = panels["df"]
+    view["t"] = panels["t"]
+    for column in ("p_welch", "p_welch_adj", "p_perm", "p_perm_adj"):
+        if column in panels.columns:
+            view[column] = panels[column]
+    if "stars" in panels.columns:
+        view["stars"] = panels["stars"]
+    for kind in ("d_av", "hedges_g", "cohen_d"):
+        if {kind, f"{kind}_lo", f"{kind}_hi"} <= set(panels.columns):
+            view[f"{kind} [95% CI]"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
+                                        zip(panels[kind], panels[f"{kind}_lo"],
+                                            panels[f"{kind}_hi"])]
+    return view
+
+
 # --- lexicons, prompts, manifests -------------------------------------------------------------
 
 def _lexicon_record(item: Any) -> dict[str, str]:

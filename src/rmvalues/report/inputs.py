@@ -87,8 +87,34 @@ def _field_for(stem: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _table_files(folder: Path) -> list[Path]:
+    """Tables under ``folder`` (hidden paths skipped), Parquet preferred over a same-stem CSV,
+    and the mode its manifest names (``corrected``/``paper``) before the other mode's tables."""
+    files = [f for f in sorted(folder.rglob("*")) if f.is_file()
+             and f.suffix in (".parquet", ".csv")
+             and not any(p.startswith(".") for p in f.relative_to(folder).parts)]
+    parquet = {f.with_suffix("") for f in files if f.suffix == ".parquet"}
+    files = [f for f in files if f.suffix == ".parquet" or f.with_suffix("") not in parquet]
+    modes = set()
+    for manifest in folder.rglob("manifest.json"):
+        try:
+            modes.add(json.loads(manifest.read_text("utf-8")).get("fields", {}).get("mode"))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+    preferred = [f"_{m}_" for m in modes if isinstance(m, str)]
+    return sorted(files, key=lambda f: (not any(p in f.stem for p in preferred), str(f)))
+
+
+def _read_manifest(file: Path) -> dict[str, Any]:
+    try:
+        return json.loads(file.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"manifest {file} is not valid JSON ({exc}); delete it or re-run the "
+                         "stage that wrote it") from None
+
+
 def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = None) -> ReportInputs:
-    """Collect tables and manifests from run or analysis folders (or single files)."""
+    """Collect tables, summaries and manifests from run or analysis folders (or single files)."""
     inputs = ReportInputs()
     paths = [Path(s) for s in sources]
     if not paths:
@@ -96,31 +122,28 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
     for path in paths:
         if not path.exists():
             raise InputError(f"{path} does not exist; pass a run or analysis folder")
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for file in files:
-            if not file.is_file() or any(p.startswith(".") for p in file.relative_to(
-                    path if path.is_dir() else file.parent).parts):
-                continue
-            if file.name.endswith("manifest.json"):
-                try:
-                    manifest = json.loads(file.read_text("utf-8"))
-                except (OSError, json.JSONDecodeError) as exc:
-                    raise InputError(f"manifest {file} is not valid JSON ({exc})") from None
-                inputs.manifests[_run_name(file, path)] = manifest
-                continue
-            if file.suffix not in (".parquet", ".csv"):
-                continue
+        folder = path if path.is_dir() else path.parent
+        manifests = ([f for f in sorted(folder.rglob("*manifest.json"))
+                      if not any(p.startswith(".") for p in f.relative_to(folder).parts)]
+                     if path.is_dir() else
+                     [m for m in (folder / "manifest.json",
+                                  path.with_name(path.stem + ".manifest.json")) if m.exists()])
+        for file in manifests:
+            inputs.manifests[_run_name(file, folder)] = _read_manifest(file)
+        summary = folder / "summary.txt"
+        if summary.exists():
+            inputs.texts[f"{folder.name}: summary"] = summary.read_text("utf-8")
+        for file in _table_files(folder) if path.is_dir() else [path]:
             field_name, stat_title = _field_for(file.stem)
             if field_name is not None and getattr(inputs, field_name) is None:
                 setattr(inputs, field_name, _read_table(file))
-            elif stat_title is not None:
+            elif stat_title is not None and stat_title not in inputs.tables:
                 inputs.tables[stat_title] = _read_table(file)
     inputs.title = title or f"rmvalues report: {', '.join(p.name for p in paths)}"
     return inputs
 
 
-def _run_name(manifest: Path, root: Path) -> str:
-    base = root if root.is_dir() else root.parent
+def _run_name(manifest: Path, base: Path) -> str:
     rel = manifest.relative_to(base)
     stem = manifest.name.removesuffix(".manifest.json").removesuffix("manifest.json").rstrip(".")
     parts = [base.name, *rel.parent.parts] + ([stem] if stem else [])

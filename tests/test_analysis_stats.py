@@ -138,7 +138,7 @@ def test_bootstrap_ci_matches_reference_and_covers_the_estimate():
 
 def test_welch_and_permutation_tests():
     x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0, 8.0, 10.0])
-    t, df, p = welch_test(x, y)
+    t, df, _ = welch_test(x, y)
     # t = (2.5 - 6) / sqrt(1.6667/4 + 10/5); Welch–Satterthwaite df by hand.
     se2 = (5 / 3) / 4 + 10 / 5
     assert t == pytest.approx(-3.5 / math.sqrt(se2))

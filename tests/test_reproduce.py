@@ -32,7 +32,7 @@ def test_tampered_local_copy_is_refused(shared_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RMVALUES_CACHE", str(tmp_path / "cache"))
     local = tmp_path / "data" / BIG2
     shutil.copytree(shared_dir / "paper-data" / BIG2, local)
-    victim = sorted(local.glob("*.csv"))[0]
+    victim = min(local.glob("*.csv"))
     victim.write_text(victim.read_text().replace("accuracy", "accurac", 1))
     with pytest.raises(ChecksumError):
         fetch_dataset("big2-nouns", tmp_path / "data")

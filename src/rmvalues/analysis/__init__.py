@@ -34,12 +34,12 @@ from rmvalues.analysis.topk import top_items, topk_counts
 from rmvalues.analysis.units import median_rank_units, model_factors, prompt_factors
 
 __all__ = [
-    "AnalysisResult",
     "FIG5_POLICY",
+    "PAPER_FORMULA",
+    "AnalysisResult",
     "MatchPolicy",
     "MixedModelResult",
     "NullResult",
-    "PAPER_FORMULA",
     "ReproduceReport",
     "adjust_pvalues",
     "analyze",

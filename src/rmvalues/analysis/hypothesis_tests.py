@@ -88,7 +88,6 @@ def panel_tests(
     alphabetical/categorical order). p-values are corrected over the panels. Columns: the ``by``
     keys, then :data:`PANEL_TEST_COLUMNS`.
     """
-    import numpy as np
     import pandas as pd
 
     from rmvalues.analysis.effect_sizes import EFFECT_SIZES, bootstrap_ci, effect_size

@@ -53,8 +53,8 @@ class MixedModelResult:
     def summary_text(self) -> str:
         """Fixed effects and F table as aligned text (like ``summary(lme)`` + ``anova(lme)``)."""
         lines = [f"Linear mixed model (REML): {self.formula} + (1 | {self.group})",
-                 f"  {self.n_obs} observations, {self.n_groups} groups; log-likelihood "
-                 f"{self.loglik:.2f}; converged: {self.converged}"]
+                 (f"  {self.n_obs} observations, {self.n_groups} groups; log-likelihood "
+                 f"{self.loglik:.2f}; converged: {self.converged}")]
         if self.levels:
             lines.append("  levels (reference first): " + "; ".join(
                 f"{k}: {' < '.join(map(str, v))}" for k, v in self.levels.items()))

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from rmvalues.analysis.ranks import MatchPolicy, join_lexicon
+from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy, join_lexicon
 from rmvalues.errors import AnalysisError, InputError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def interaction_statistic(
 
 
 def score_matrix(
-    scores: pd.DataFrame, policy: MatchPolicy = MatchPolicy()
+    scores: pd.DataFrame, policy: MatchPolicy = DEFAULT_POLICY
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Pivot a results table to (rows = model × prompt, columns = items) under ``policy``.
 
@@ -113,7 +113,7 @@ def null_baseline(
     lexicon: Any,
     *,
     kind: NullKind = "random_words",
-    policy: MatchPolicy = MatchPolicy(),
+    policy: MatchPolicy = DEFAULT_POLICY,
     model_meta: Any = None,
     n_draws: int = 999,
     seed: int = 0,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rmvalues.analysis.mixed import PAPER_FORMULA
-from rmvalues.analysis.ranks import MatchPolicy
+from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy
 from rmvalues.errors import InputError
 
 if TYPE_CHECKING:
@@ -57,8 +57,8 @@ class AnalysisResult:
     def summary_text(self) -> str:
         u = self.units
         lines = [f"rmvalues analysis: lexicon {self.lexicon}; {self.policy.describe()}",
-                 f"{len(u)} units: {u['model'].nunique()} models x {u['prompt_id'].nunique()} prompts x "
-                 f"{u['category'].nunique()} categories"]
+                 (f"{len(u)} units: {u['model'].nunique()} models x {u['prompt_id'].nunique()} prompts x "
+                 f"{u['category'].nunique()} categories")]
         if self.framing is not None:
             lines.append("Median rank by framing (mean, SD):")
             lines += [f"  {r.framing:<10} {r.mean:8.3f} ({r.sd:.3f}), n = {r.n}" for r in self.framing.itertuples()]
@@ -67,7 +67,7 @@ class AnalysisResult:
         if self.panels is not None:
             lines.append("Panel tests (first base - second base; corrected over panels):")
             for r in self.panels.itertuples():
-                lines.append(f"  {str(r.category):<14}{str(r.framing):<10} diff {r.diff:7.2f}  p_welch "
+                lines.append(f"  {r.category!s:<14}{r.framing!s:<10} diff {r.diff:7.2f}  p_welch "
                              f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g} ({r.stars_perm})  "
                              f"d_av {r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]")
         if self.null is not None:
@@ -102,7 +102,7 @@ def analyze(
     runs: Sequence[str | Path | pd.DataFrame],
     lexicon: Any,
     *,
-    policy: MatchPolicy = MatchPolicy(),
+    policy: MatchPolicy = DEFAULT_POLICY,
     model_meta: Any = None,
     formula: str = PAPER_FORMULA,
     categories: Sequence[str] | None = None,

@@ -54,6 +54,8 @@ class MatchPolicy:
         return asdict(self)
 
 
+#: Exact string match, each candidate its own item, each item ranked once (Fig 1).
+DEFAULT_POLICY = MatchPolicy()
 #: Fig 5 of the paper: normalised match, variants averaged, then ranked.
 FIG5_POLICY = MatchPolicy(match="paper", variants="mean")
 
@@ -108,7 +110,7 @@ def select_categories(
 def join_lexicon(
     scores: pd.DataFrame,
     lexicon: Lexicon | pd.DataFrame,
-    policy: MatchPolicy = MatchPolicy(),
+    policy: MatchPolicy = DEFAULT_POLICY,
     *,
     categories: Sequence[str] | None = None,
     merge: Mapping[str, str] | None = None,
@@ -154,7 +156,7 @@ def join_lexicon(
 
 
 def rank_items(
-    joined: pd.DataFrame, policy: MatchPolicy = MatchPolicy(), by: Sequence[str] = RANK_BY
+    joined: pd.DataFrame, policy: MatchPolicy = DEFAULT_POLICY, by: Sequence[str] = RANK_BY
 ) -> pd.DataFrame:
     """Add ``rank`` (1 = highest score, ties averaged) within each ``by`` group, and ``n_items``."""
     keys = list(by)
@@ -182,7 +184,7 @@ def reference_rank(scores: Sequence[float]) -> list[float]:
 def ranked_items(
     scores: pd.DataFrame,
     lexicon: Lexicon | pd.DataFrame,
-    policy: MatchPolicy = MatchPolicy(),
+    policy: MatchPolicy = DEFAULT_POLICY,
     *,
     categories: Sequence[str] | None = None,
     merge: Mapping[str, str] | None = None,

@@ -230,8 +230,8 @@ def reproduce(
             report.skipped.append(f"{name}: {exc}")
             continue
         lexicon = load_lexicon(spec.lexicon)
-        kwargs = dict(dataset=name, mfd_grouping=mfd_grouping, n_resamples=n_resamples, n_boot=n_boot,
-                      seed=seed, verified=verified)
+        kwargs = {"dataset": name, "mfd_grouping": mfd_grouping, "n_resamples": n_resamples,
+                  "n_boot": n_boot, "seed": seed, "verified": verified}
         main = reproduce_fig1(scores, lexicon, paper_compatible=paper_compatible, **kwargs)
         report.fig1.append(main)
         if compare:
@@ -245,9 +245,9 @@ def format_fig1(res: Fig1Result) -> str:
     """One dataset's statistics as text."""
     lines = [f"== {res.dataset} ({res.mode} mode; lexicon {res.lexicon}; {res.policy.describe()}) ==",
              f"files sha256-verified: {'yes' if res.verified else 'NO (unpinned local copy)'}",
-             f"{len(res.units)} units = {res.units['model'].nunique()} models x "
+             (f"{len(res.units)} units = {res.units['model'].nunique()} models x "
              f"{res.units['prompt_id'].nunique()} prompts x {len(res.categories)} categories; "
-             f"{res.items_per_prompt} lexicon items ranked per prompt",
+             f"{res.items_per_prompt} lexicon items ranked per prompt"),
              "Median rank by framing (mean, SD):"]
     for r in res.framing.itertuples():
         lines.append(f"  {r.framing:<10} {r.mean:8.3f} ({r.sd:.3f}), n = {r.n}")
@@ -259,7 +259,7 @@ def format_fig1(res: Fig1Result) -> str:
     lines.append(f"  {'category':<12}{'framing':<10}{'n':>9}{'diff':>8}{'p_welch':>10}{'p_perm':>9}"
                  f"{'stars':>6}{'d_av [95% CI]':>24}{'cohen_d':>9}{'hedges_g':>9}")
     for r in res.panels.itertuples():
-        lines.append(f"  {str(r.category):<12}{str(r.framing):<10}{f'{r.n_a}/{r.n_b}':>9}{r.diff:8.2f}"
+        lines.append(f"  {r.category!s:<12}{r.framing!s:<10}{f'{r.n_a}/{r.n_b}':>9}{r.diff:8.2f}"
                      f"{r.p_welch:10.2g}{r.p_perm:9.2g}{r.stars:>6}"
                      f"{f'{r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]':>24}{r.cohen_d:9.3f}{r.hedges_g:9.3f}")
     return "\n".join(lines)

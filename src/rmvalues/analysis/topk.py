@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rmvalues.analysis.ranks import RANK_BY, MatchPolicy, lexicon_frame, select_categories
+from rmvalues.analysis.ranks import (
+    DEFAULT_POLICY,
+    RANK_BY,
+    MatchPolicy,
+    lexicon_frame,
+    select_categories,
+)
 from rmvalues.errors import InputError
 
 if TYPE_CHECKING:
@@ -21,7 +27,7 @@ TOPK_COLUMNS = ("category", "k", "count", "share")
 
 
 def top_items(
-    scores: pd.DataFrame, k: int, policy: MatchPolicy = MatchPolicy(), by: Sequence[str] = RANK_BY
+    scores: pd.DataFrame, k: int, policy: MatchPolicy = DEFAULT_POLICY, by: Sequence[str] = RANK_BY
 ) -> pd.DataFrame:
     """The ``k`` highest-scoring items per ``by`` group: ``*by, item, score, position`` (1 = best)."""
     from rmvalues.lexicons import paper_normalize
@@ -47,7 +53,7 @@ def topk_counts(
     scores: pd.DataFrame,
     lexicon: Any,
     k: int = 10,
-    policy: MatchPolicy = MatchPolicy(),
+    policy: MatchPolicy = DEFAULT_POLICY,
     *,
     categories: Sequence[str] | None = None,
     merge: Mapping[str, str] | None = None,

@@ -168,6 +168,8 @@ def test_load_tokenizer_errors(tmp_path) -> None:
         load_tokenizer(tmp_path / "missing")
     with pytest.raises(ModelError, match="no such folder"):
         load_tokenizer("./not/a/model")
+    with pytest.raises(ModelError, match="is a file, not a model folder"):
+        load_tokenizer(asset_path("qwen-tokenizer", "vocab.json"))
     with pytest.raises(TemplateError, match="neither an existing file nor Jinja"):
         load_tokenizer(asset_path("qwen-tokenizer"), chat_template="missing.jinja")
     with pytest.raises(ModelError, match="could not load the tokenizer"):
@@ -192,3 +194,13 @@ def test_trust_remote_code_is_passed_only_when_asked(monkeypatch) -> None:
         with pytest.raises(ModelError):
             load_tokenizer("owner/model", trust_remote_code=asked, local_files_only=True)
     assert seen == [False, True]
+
+
+def test_load_tokenizer_from_a_gguf_file() -> None:
+    folder = asset_path("smollm2-135m-instruct")
+    tok = load_tokenizer(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert len(tok) == 49_152 and tok.eos_token == "<|im_end|>"
+    text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n" in text
+    assert tok.decode(tok.encode(PROMPT, add_special_tokens=False)) == PROMPT

@@ -36,8 +36,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _BUILD_VERSION = "1"
 
 
-def _read_template(chat_template: str | Path) -> str:
-    """Template text from a file path or from the text itself."""
+def read_chat_template(chat_template: str | Path) -> str:
+    """Template text from a file path or from the text itself (a str with ``{{``/``{%`` is text)."""
     if isinstance(chat_template, Path) or ("{{" not in chat_template and "{%" not in chat_template):
         path = Path(chat_template).expanduser()
         if not path.is_file():
@@ -49,6 +49,9 @@ def _read_template(chat_template: str | Path) -> str:
     return chat_template
 
 
+_read_template = read_chat_template  # the name engines/models modules first imported
+
+
 def load_tokenizer(
     model: str | Path,
     *,
@@ -56,28 +59,33 @@ def load_tokenizer(
     chat_template: str | Path | None = None,
     trust_remote_code: bool = False,
     local_files_only: bool = False,
+    gguf_file: str | None = None,
 ) -> PreTrainedTokenizerBase:
     """Load the tokenizer of a hub id or local folder; optionally attach/override its chat template.
 
     ``trust_remote_code`` is passed through only as given: custom tokenizer code never runs unasked.
-    ``local_files_only`` forbids the network for hub ids (only the local HF cache is used).
+    ``local_files_only`` forbids the network for hub ids (only the local HF cache is used);
+    ``gguf_file`` reads the tokenizer embedded in that GGUF file of the folder or repo.
     """
     from transformers import AutoTokenizer
 
-    template = _read_template(chat_template) if chat_template is not None else None
+    template = read_chat_template(chat_template) if chat_template is not None else None
     path = Path(model).expanduser()
     if path.is_dir():
         source, local = str(path), True
     elif isinstance(model, Path) or not _HUB_ID.match(str(model)) or path.exists():
+        problem = "is a file, not a model folder" if path.exists() else "no such folder"
         raise ModelError(
-            f"tokenizer {str(model)!r}: no such folder. Pass an existing local model folder or a "
+            f"tokenizer {str(model)!r}: {problem}. Pass an existing local model folder or a "
             "Hugging Face hub id such as 'meta-llama/Llama-3.1-8B-Instruct'."
         )
     else:
         source, local = str(model), local_files_only
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            source, revision=revision, trust_remote_code=trust_remote_code, local_files_only=local
+            source, revision=revision, trust_remote_code=trust_remote_code, local_files_only=local,
+            **extra,
         )
     except (OSError, ValueError) as exc:
         where = "the folder" if path.is_dir() else "the Hugging Face hub or its local cache"
@@ -177,11 +185,12 @@ def _built_dir(bundle: _Bundled) -> Path:
     """The loadable folder for a bundled tokenizer, built once into the cache (atomically)."""
     from rmvalues.assets import asset_path, get_asset
     from rmvalues.fetch import cache_dir
+    from rmvalues.io import sha256_bytes
 
     asset_dir = asset_path(bundle.asset)
     if bundle.build is None:
         return asset_dir
-    digest = "".join(sorted(get_asset(bundle.asset).outputs.values()))[:12]
+    digest = sha256_bytes("".join(sorted(get_asset(bundle.asset).outputs.values())).encode())[:12]
     target = cache_dir("tokenizers") / f"{bundle.asset}-{digest}-v{_BUILD_VERSION}"
     if (target / ".complete").exists():
         return target

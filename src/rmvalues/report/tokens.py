@@ -8,6 +8,9 @@ score column     ``score_column`` (default: the first of ``mwlr``, ``log_ratio``
 ``rank``         optional; 1 = highest score. Computed from the score when absent
 ===============  ===========================================================================
 
+The output of :func:`rmvalues.implicit.top_bottom` (``side, rank, key, score, n``) is read as is:
+its ranks and total ``n`` are kept.
+
 Tokens are shown exactly: a leading or trailing space is drawn as a visible space (HTML
 ``␣``, LaTeX ``\\textvisiblespace``), control characters as their escapes (``\\n``), and every
 character special to HTML or LaTeX is escaped.
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
 
 VISIBLE_SPACE = "\u2423"  # ␣
 _SCORE_COLUMNS = ("mwlr", "log_ratio", "implicit_reward", "score")
-_TOKEN_COLUMNS = ("candidate", "token", "token_decoded")
+_TOKEN_COLUMNS = ("candidate", "token", "token_decoded", "key")
 _CONTROL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -175,17 +178,23 @@ def table1(
         )
     if k < 1:
         raise InputError(f"k must be at least 1 (got {k})")
-    frame = scores[[token_col, score_col, *(["rank"] if "rank" in scores.columns else [])]]
-    frame = frame.rename(columns={token_col: "token", score_col: "score"})
+    default_label = "MWLR" if score_col == "mwlr" else score_col.replace("_", " ")
+    frame = scores.rename(columns={token_col: "token", score_col: "score"})
     frame = frame.dropna(subset=["score"])
     frame["token"] = frame["token"].astype(str)
-    if "rank" not in frame.columns:
-        frame["rank"] = frame["score"].rank(ascending=False, method="first")
-    frame = frame.sort_values("rank", kind="stable")[["rank", "token", "score"]]
-    k = min(k, len(frame))
-    default_label = "MWLR" if score_col == "mwlr" else score_col.replace("_", " ")
-    result = TokenTable(top=frame.head(k).reset_index(drop=True),
-                        bottom=frame.tail(k).reset_index(drop=True), n_total=len(frame),
+    if {"side", "rank", "n"} <= set(frame.columns):  # already cut by implicit.top_bottom
+        ranked = frame.sort_values("rank", kind="stable")
+        top = ranked[ranked["side"] == "top"].head(k)
+        bottom = ranked[ranked["side"] == "bottom"].tail(k)
+        n_total = int(frame["n"].max())
+    else:
+        if "rank" not in frame.columns:
+            frame["rank"] = frame["score"].rank(ascending=False, method="first")
+        ranked = frame.sort_values("rank", kind="stable")
+        top, bottom, n_total = ranked.head(k), ranked.tail(min(k, len(ranked))), len(ranked)
+    columns = ["rank", "token", "score"]
+    result = TokenTable(top=top[columns].reset_index(drop=True),
+                        bottom=bottom[columns].reset_index(drop=True), n_total=n_total,
                         score_label=score_label or default_label, caption=caption)
     if out_dir is not None:
         result.write(out_dir, stem)

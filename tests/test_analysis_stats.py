@@ -28,7 +28,7 @@ from rmvalues.analysis import (
 from rmvalues.analysis.effect_sizes import reference_bootstrap_ci
 from rmvalues.analysis.mixed import nlme_denominator_df, r_term_name
 from rmvalues.analysis.ranks import reference_rank
-from rmvalues.errors import AnalysisError
+from rmvalues.errors import AnalysisError, InputError
 
 
 def scores_table(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
@@ -205,3 +205,7 @@ def test_mixed_model_recovers_a_simulated_effect_and_needs_two_groups():
     assert res.anova.set_index("term").loc["x", "F"] == pytest.approx(est.loc["xb", "t"] ** 2)
     with pytest.raises(AnalysisError, match="at least two"):
         fit_mixed_model(data.assign(model="one"), "y ~ x")
+    with pytest.raises(AnalysisError, match=r"1 of 240 units have a missing value in \['y', 'x'\]"):
+        fit_mixed_model(data.assign(x=data["x"].where(data.index > 0)), "y ~ x")
+    with pytest.raises(InputError, match="cannot build"):
+        fit_mixed_model(data, "y ~ nonexistent")

@@ -81,7 +81,7 @@ def test_mfd_paper_compatible_vs_corrected(tmp_path):
     report = reproduce(tmp_path, datasets=["mfd2"], paper_compatible=True, **FAST)
     (paper,) = report.fig1
     assert not paper.verified
-    assert paper.categories == ["Care", "Fairness", "Loyalty", "Authority", "Sanctity"]
+    assert paper.categories == ["Authority", "Care", "Fairness", "Loyalty", "Sanctity"]  # R's order
     assert paper.items_per_prompt == 36  # Sanctity_Vice dropped by the column range
     assert len(paper.panels) == 10 and paper.stars_from == "p_welch"
     joined = "\n".join(report.differences)

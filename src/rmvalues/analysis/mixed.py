@@ -157,6 +157,8 @@ def fit_mixed_model(
     Factor levels follow the units' categorical order (reference level first); string columns are
     ordered alphabetically, as R does.
     """
+    import re
+
     import numpy as np
     import pandas as pd
     import statsmodels.formula.api as smf
@@ -168,9 +170,20 @@ def fit_mixed_model(
     n_groups = data[group].nunique()
     if n_groups < 2:
         raise AnalysisError(f"a mixed model needs at least two {group}s; the data have {n_groups}.")
-    levels = {c: [str(x) for x in data[c].cat.categories] for c in data.columns
-              if isinstance(data[c].dtype, pd.CategoricalDtype) and c in formula}
-    model = smf.mixedlm(formula, data, groups=data[group])
+    used = [c for c in dict.fromkeys(re.findall(r"[A-Za-z_][\w.]*", formula)) if c in data.columns]
+    levels = {c: [str(x) for x in data[c].cat.categories] for c in used
+              if isinstance(data[c].dtype, pd.CategoricalDtype)}
+    missing = data[used].isna().any(axis=1)
+    if missing.any():
+        raise AnalysisError(
+            f"{int(missing.sum())} of {len(data)} units have a missing value in {used} (e.g. no "
+            "framing for prompt ids outside the prompt set); fill or drop them."
+        )
+    try:
+        model = smf.mixedlm(formula, data, groups=data[group])
+    except Exception as exc:  # patsy raises several types for unknown columns or bad syntax
+        raise InputError(f"cannot build {formula!r} from the units ({exc}); columns: "
+                         f"{', '.join(map(str, data.columns))}.") from exc
     names = list(model.exog_names)
     info = model.data.design_info if hasattr(model.data, "design_info") else model.data.orig_exog.design_info
     term_names, term_columns = [], []

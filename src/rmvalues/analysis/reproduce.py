@@ -122,6 +122,8 @@ def reproduce_fig1(
         cats, merge, policy = None, None, MatchPolicy(rank_over="rows" if paper_compatible else "items")
     ranked = ranked_items(scores, lexicon, policy, categories=cats, merge=merge)
     units = median_rank_units(ranked, model_meta=model_meta)
+    # R orders the levels of a character column alphabetically: the reference category is the first.
+    units["category"] = units["category"].cat.reorder_categories(sorted(units["category"].cat.categories))
     check_models_per_base(units)
     mixed = fit_mixed_model(units)
     panels = panel_tests(units, n_resamples=n_resamples, n_boot=n_boot, seed=seed)

@@ -154,3 +154,21 @@ def test_analyze_null_baselines_on_the_released_data(shared_dir):
     assert list(null.index) == ["random_words", "shuffled_labels"]
     assert (null["p_value"] >= 0.1).all() and (null["n_draws"] == 9).all()
     assert "Null baselines" in result.summary_text()
+
+
+def test_analyze_reads_stored_run_folders(shared_dir, tmp_path):
+    from rmvalues.analysis.importers import read_dictionary_scores
+    from rmvalues.store.manifest import build_manifest, write_results
+
+    folder = shared_dir / "paper-data" / BIG2
+    names = ["nicolinho_QRM-Gemma-2-27B", "Skywork_Skywork-Reward-Gemma-2-27B",
+             "nicolinho_QRM-Llama3.1-8B", "RLHFlow_ArmoRM-Llama3-8B-v0.1"]
+    runs = []
+    for name in names:
+        table = read_dictionary_scores(folder / f"big2_rewards_{name}.csv")
+        run = tmp_path / name
+        write_results(table, run / "merged.parquet", build_manifest("rm-scores"))
+        write_results(table, run / "shards" / "s.parquet", build_manifest("rm-scores"))  # not re-read
+        runs.append(run)
+    result = analyze(runs, "big-two-nouns", **FAST)
+    assert len(result.units) == 4 * 54 * 2 and result.mixed.fixed.loc[1, "df"] == 2

@@ -95,6 +95,13 @@ def read_run(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         return read_vocabulary_scores(path) if "token_id" in header else read_dictionary_scores(path)
     from rmvalues.store.manifest import read_results
 
+    if path.is_dir():
+        # A run folder holds the merged table(s) at the top (shards sit in a sub-folder and a
+        # log-prob run keeps its vocabulary table beside the results): read only the results.
+        tables = [p for p in sorted(path.glob("*.parquet")) if p.name != "vocabulary.parquet"]
+        if not tables:
+            raise InputError(f"{path} holds no results .parquet at its top level; pass the table itself.")
+        return pd.concat([read_results(p) for p in tables], ignore_index=True)
     return read_results(path)
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from rmvalues.demo import CoverageAudit, coverage_audit, write_audit
-from rmvalues.errors import StoreError
+from rmvalues.errors import InputError, StoreError
 from rmvalues.io import sha256_file
 from rmvalues.lexicons import load_lexicon
 from rmvalues.models.tokenizers import bundled_tokenizer
@@ -87,5 +87,5 @@ def test_write_audit_refuses_a_file_as_out(audit: CoverageAudit, tmp_path) -> No
 
 
 def test_joint_must_be_audited() -> None:
-    with pytest.raises(StoreError, match="not among the audited"):
+    with pytest.raises(InputError, match="not among the audited"):
         coverage_audit(tokenizers=("qwen",), joint=("llama3", "gemma2"))

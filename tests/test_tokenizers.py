@@ -137,14 +137,15 @@ def test_decoded_vocabulary_equals_reference_in_full() -> None:
 def test_vocabulary_table() -> None:
     tok = bundled_tokenizer("llama3")
     table = vocabulary_table(tok)
-    assert list(table.columns[:5]) == ["token_id", "piece", "decoded", "is_special", "is_added"]
+    assert list(table.columns) == ["token_id", "piece", "decoded", "is_special", "is_added",
+                                   "normalized"]
     assert table["token_id"].tolist() == list(range(128_256))
     good = table.loc[tok.convert_tokens_to_ids("Ġgood")]
     assert (good.piece, good.decoded, good.is_special, good.is_added) == ("Ġgood", " good", False, False)
     assert table.loc[128000, "is_special"] and table.loc[128000, "is_added"]
     assert table["is_added"].sum() == 256
-    if "normalized" in table.columns:
-        assert good.normalized == "good"
+    assert good.normalized == "good"
+    assert table.loc[tok.convert_tokens_to_ids("ĠGood"), "normalized"] == "good"
 
 
 def test_bundled_sources_name_files_and_hashes() -> None:

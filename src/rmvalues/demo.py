@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rmvalues.errors import StoreError
+from rmvalues.errors import InputError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -75,7 +75,10 @@ def coverage_audit(
 
     missing = [name for name in joint if name not in tokenizers]
     if missing:
-        raise StoreError(f"joint tokenizers {missing} are not among the audited {list(tokenizers)}.")
+        raise InputError(
+            f"joint tokenizers {missing} are not among the audited {list(tokenizers)}; "
+            "audit them too or change `joint`."
+        )
     vocabularies = {}
     for name in tokenizers:
         tok = bundled_tokenizer(name)  # type: ignore[arg-type]

@@ -278,12 +278,14 @@ def decoded_vocabulary(tokenizer: PreTrainedTokenizerBase) -> list[str]:
 
 
 def vocabulary_table(tokenizer: PreTrainedTokenizerBase) -> pd.DataFrame:
-    """One row per token id: ``token_id, piece, decoded, is_special, is_added`` (+ ``normalized``).
+    """One row per token id: ``token_id, piece, decoded, is_special, is_added, normalized``.
 
     ``piece`` is the raw vocabulary string (e.g. ``Ġgood``, ``▁good``); ``decoded`` the text it
-    stands for; ``normalized`` the paper's normalised form when the lexicons module provides it.
+    stands for; ``normalized`` its paper-normalised form (the key lexicon terms are matched on).
     """
     import pandas as pd
+
+    from rmvalues.lexicons import paper_normalize
 
     decoded = decoded_vocabulary(tokenizer)
     n = len(decoded)
@@ -298,15 +300,6 @@ def vocabulary_table(tokenizer: PreTrainedTokenizerBase) -> pd.DataFrame:
             "is_added": [i in added for i in range(n)],
         }
     )
-    normalize = _paper_normalize()
-    if normalize is not None:
-        table["normalized"] = [normalize(s) for s in decoded]
+    table["normalized"] = [paper_normalize(s) for s in decoded]
     return table
 
-
-def _paper_normalize() -> Callable[[str], str] | None:
-    try:
-        from rmvalues.lexicons import paper_normalize
-    except ImportError:
-        return None
-    return paper_normalize

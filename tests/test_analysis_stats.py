@@ -26,7 +26,12 @@ from rmvalues.analysis import (
     welch_test,
 )
 from rmvalues.analysis.effect_sizes import reference_bootstrap_ci
-from rmvalues.analysis.mixed import nlme_denominator_df, r_term_name
+from rmvalues.analysis.mixed import (
+    nlme_denominator_df,
+    r_term_name,
+    reference_sequential_f,
+    wald_f_tests,
+)
 from rmvalues.analysis.ranks import reference_rank
 from rmvalues.errors import AnalysisError, InputError
 
@@ -209,3 +214,19 @@ def test_mixed_model_recovers_a_simulated_effect_and_needs_two_groups():
         fit_mixed_model(data.assign(x=data["x"].where(data.index > 0)), "y ~ x")
     with pytest.raises(InputError, match="cannot build"):
         fit_mixed_model(data, "y ~ nonexistent")
+
+
+def test_sequential_f_equals_the_nested_gls_definition():
+    rng = np.random.default_rng(3)
+    n, groups = 60, np.repeat(np.arange(6), 10)
+    a, b = rng.integers(0, 2, n), rng.integers(0, 3, n)
+    exog = np.column_stack([np.ones(n), a, b == 1, b == 2, a * (b == 1), a * (b == 2)]).astype(float)
+    terms = [[0], [1], [2, 3], [4, 5]]
+    cov_obs = np.eye(n) * 2.0 + 0.7 * (groups[:, None] == groups[None, :])
+    y = exog @ np.array([1.0, 0.5, -0.3, 0.2, 0.4, 0.0]) + rng.normal(0, 1.5, n)
+    weight = np.linalg.inv(cov_obs)
+    cov = np.linalg.inv(exog.T @ weight @ exog)
+    beta = cov @ exog.T @ weight @ y
+    assert wald_f_tests(beta, cov, terms) == pytest.approx(reference_sequential_f(exog, y, cov_obs, terms))
+    # The marginal F of the last term equals its sequential F.
+    assert wald_f_tests(beta, cov, terms, "marginal")[-1] == pytest.approx(wald_f_tests(beta, cov, terms)[-1])

@@ -144,6 +144,29 @@ def wald_f_tests(
     raise InputError(f"F test type {kind!r}: choose 'sequential' or 'marginal'.")
 
 
+def reference_sequential_f(
+    exog: np.ndarray, endog: np.ndarray, cov_obs: np.ndarray, term_columns: list[list[int]]
+) -> np.ndarray:
+    """Sequential F by definition: for each term, the GLS fit of the terms up to it (observation
+    covariance ``cov_obs`` fixed) and the Wald F of its last block. Slow; tests hold
+    :func:`wald_f_tests` to it.
+    """
+    import numpy as np
+
+    weight = np.linalg.inv(cov_obs)
+    out = []
+    for j, cols in enumerate(term_columns):
+        upto = [c for block in term_columns[: j + 1] for c in block]
+        x = exog[:, upto]
+        info = x.T @ weight @ x
+        beta = np.linalg.solve(info, x.T @ weight @ endog)
+        cov = np.linalg.inv(info)
+        last = list(range(len(upto) - len(cols), len(upto)))
+        b = beta[last]
+        out.append(float(b @ np.linalg.solve(cov[np.ix_(last, last)], b)) / len(cols))
+    return np.array(out)
+
+
 def fit_mixed_model(
     units: pd.DataFrame,
     formula: str = PAPER_FORMULA,

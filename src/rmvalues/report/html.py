@@ -220,6 +220,9 @@ def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
         view["contrast"] = panels["group_a"].astype(str) + " \u2212 " + panels["group_b"].astype(str)
     if {"n_a", "n_b"} <= set(panels.columns):
         view["n"] = panels["n_a"].astype(str) + " / " + panels["n_b"].astype(str)
+    for column in ("mean_a", "sd_a", "mean_b", "sd_b"):
+        if column in panels.columns:
+            view[column] = panels[column]
     view["estimate"] = panels["diff"]
     view["SE"] = panels["diff"] / panels["t"]  # Welch SE of the difference
     view["df"] = panels["df"]
@@ -227,8 +230,9 @@ def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
     for column in ("p_welch", "p_welch_adj", "p_perm", "p_perm_adj"):
         if column in panels.columns:
             view[column] = panels[column]
-    if "stars" in panels.columns:
-        view["stars"] = panels["stars"]
+    for column in ("stars", "stars_welch", "stars_perm"):
+        if column in panels.columns:
+            view[column] = panels[column]
     for kind in ("d_av", "hedges_g", "cohen_d"):
         if {kind, f"{kind}_lo", f"{kind}_hi"} <= set(panels.columns):
             view[f"{kind} [95% CI]"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
@@ -342,9 +346,9 @@ def render_report(
     stats: list[tuple[str, str]] = []
     if inputs.panel_tests is not None and len(inputs.panel_tests):
         stats.append((("Panel tests, Big Two (Welch and permutation; corrected p; effect sizes "
-                      "with bootstrap CIs)"), table_html(inputs.panel_tests)))
+                      "with bootstrap CIs)"), table_html(panel_view(inputs.panel_tests))))
     if inputs.mfd_panel_tests is not None and len(inputs.mfd_panel_tests):
-        stats.append(("Panel tests, MFD 2.0", table_html(inputs.mfd_panel_tests)))
+        stats.append(("Panel tests, MFD 2.0", table_html(panel_view(inputs.mfd_panel_tests))))
     if inputs.lm_tests is not None and len(inputs.lm_tests):
         stats.append(("Log-prob rank tests (Fig. 2)", table_html(inputs.lm_tests)))
     for title, frame in inputs.tables.items():

@@ -121,11 +121,16 @@ def _resolve_source(
     except Exception as exc:  # RepositoryNotFound, RevisionNotFound, offline, HTTP errors
         raise ModelError(
             f"model {text!r}{f' at revision {revision}' if revision else ''} could not be fetched "
-            f"from the Hugging Face hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            f"from the Hugging Face hub: {type(exc).__name__}: {_first_line(exc)}. "
             "Check the id and revision, log in for gated models, or pass a local folder."
         ) from exc
     # Snapshots live in .../snapshots/<commit sha>/: that is the resolved revision.
     return local, local.name if re.fullmatch(r"[0-9a-f]{40}", local.name) else revision
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].rstrip(". ") if lines else type(exc).__name__
 
 
 def _weight_files(local_dir: Path) -> list[Path]:
@@ -196,7 +201,7 @@ def _load_backbone(
         config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError) as exc:
         raise ModelError(
-            f"cannot read the config of {local_dir}: {str(exc).splitlines()[0]}. If the model needs "
+            f"cannot read the config of {local_dir}: {_first_line(exc)}. If the model needs "
             "its own code and you trust it, pass --trust-remote-code."
         ) from exc
     load_kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "output_loading_info": True,
@@ -210,7 +215,7 @@ def _load_backbone(
             backbone, info = AutoModel.from_pretrained(str(local_dir), **load_kwargs)
     except (ValueError, KeyError, OSError, ImportError) as exc:
         raise ModelError(
-            f"cannot load the backbone of {local_dir}: {str(exc).splitlines()[0]}"
+            f"cannot load the backbone of {local_dir}: {_first_line(exc)}"
         ) from exc
     missing = list(info.get("missing_keys", []))
     if missing:
@@ -248,10 +253,10 @@ def load_reward_model(
     local_dir, resolved = _resolve_source(model, revision, spec)
     device = device or default_device()
     resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
+    files = [local_dir / gguf_file] if gguf_file else _weight_files(local_dir)
     backbone = _load_backbone(local_dir, dtype=resolved_dtype,
                               attn_implementation=attn_implementation,
                               trust_remote_code=trust_remote_code, gguf_file=gguf_file)
-    files = [local_dir / gguf_file] if gguf_file else _weight_files(local_dir)
     if head is None or isinstance(head, str):
         from rmvalues.models.heads import head_class
 

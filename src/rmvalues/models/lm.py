@@ -1,0 +1,118 @@
+"""Causal language models: load a hub id or a local folder (or a GGUF file) for next-token log-probs.
+
+Weights load from safetensors only (``use_safetensors=True``) or from a GGUF file, never from
+pickles; custom model code runs only when ``trust_remote_code=True`` is passed explicitly.
+torch and transformers are imported lazily.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.errors import ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+@dataclass
+class LoadedLM:
+    """A causal LM, its tokenizer, and the provenance a manifest records."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    return "auto" if dtype == "auto" else getattr(torch, dtype)
+
+
+def model_name(model: str | Path, gguf_file: str | None = None) -> str:
+    """A short key for a model: the hub id, or the folder (and GGUF file) name."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return Path(gguf_file).stem if gguf_file else path.name
+    return str(model)
+
+
+def load_causal_lm(
+    model: str | Path,
+    *,
+    revision: str | None = None,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    local_files_only: bool = False,
+    chat_template: str | Path | None = None,
+    name: str | None = None,
+) -> LoadedLM:
+    """Load a causal LM and its tokenizer from a hub id or a local folder, in eval mode.
+
+    ``gguf_file`` names a GGUF file inside the folder (transformers dequantises it to ``dtype``);
+    otherwise only safetensors weights are accepted. ``chat_template`` (a .jinja path or text)
+    attaches or overrides the tokenizer's template.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmvalues.io import sha256_file
+
+    torch_dtype = _torch_dtype(dtype)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        source, local = str(path), True
+    elif isinstance(model, Path) or not _HUB_ID.match(str(model)) or path.exists():
+        raise ModelError(
+            f"model {str(model)!r}: no such folder. Pass an existing local model folder or a Hugging "
+            "Face hub id such as 'meta-llama/Llama-3.2-3B'."
+        )
+    else:
+        source, local = str(model), local_files_only
+    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,
+                              "local_files_only": local}
+    info: dict[str, Any] = {"source": source, "revision": revision, "dtype": dtype,
+                            "device": device, "trust_remote_code": trust_remote_code}
+    if gguf_file is not None:
+        if local and not (path / gguf_file).is_file():
+            raise ModelError(f"GGUF file {gguf_file!r} is not in {path}; pass the file's name "
+                             "inside the model folder with --gguf-file.")
+        common["gguf_file"] = gguf_file
+        info["gguf_file"] = gguf_file
+        if local:
+            info["gguf_sha256"] = sha256_file(path / gguf_file)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        weights = {} if gguf_file is not None else {"use_safetensors": True}
+        lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **weights, **common)
+    except (OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"could not load causal LM {source!r}: {first}. Check the id, revision and network "
+            "access (or pass a local folder); weights must be safetensors or GGUF (--gguf-file); for "
+            "a model with custom code pass trust_remote_code=True if you trust it."
+        ) from exc
+    if chat_template is not None:
+        from rmvalues.models.tokenizers import _read_template
+
+        tokenizer.chat_template = _read_template(chat_template)
+    lm.eval()
+    lm.to(device)
+    info["commit"] = getattr(lm.config, "_commit_hash", None)
+    info["architecture"] = type(lm).__name__
+    info["logits_rows"] = int(lm.get_output_embeddings().weight.shape[0]) \
+        if lm.get_output_embeddings() is not None else None
+    info["tokenizer_size"] = len(tokenizer)
+    return LoadedLM(model=lm, tokenizer=tokenizer, name=name or model_name(model, gguf_file),
+                    info=info)

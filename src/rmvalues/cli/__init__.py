@@ -40,7 +40,7 @@ def _register_optional_groups() -> None:
             continue
         app.add_typer(module.app, name=group)
     for module_name in ["rmvalues.cli.demo", "rmvalues.cli.score", "rmvalues.cli.analyze",
-                        "rmvalues.cli.logprobs", "rmvalues.cli.report"]:
+                        "rmvalues.cli.logprobs", "rmvalues.cli.report", "rmvalues.cli.train"]:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -10,6 +10,7 @@ import typer
 
 def report_command(
     inputs: Annotated[list[Path], typer.Argument(
+        metavar="RUN_OR_ANALYSIS_DIR...",
         help="Run or analysis folders (from `rmvalues score`, `analyze --out`, `reproduce --out`, "
              "...); their tables and manifests are merged into one report.")],
     out: Annotated[Path, typer.Option(help="Folder for report.html, figures/ (PNG + PDF) and "

@@ -179,7 +179,9 @@ def _format_cell(column: str, value: Any) -> str:
     if isinstance(value, numbers.Real):
         number = float(value)
         if _is_p_column(column):
-            return f"{number:.2e}" if 0 < number < 0.001 else f"{number:.3f}"
+            if number == 0:
+                return "&lt;&thinsp;1e-300"  # underflow: smaller than a double can hold
+            return f"{number:.2e}" if number < 0.001 else f"{number:.3f}"
         if column.lower() in {"n", "df", "num_df", "den_df", "n_units"} and number.is_integer():
             return f"{int(number):,}"
         if number != 0 and (abs(number) >= 1e6 or abs(number) < 1e-3):
@@ -199,7 +201,8 @@ def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
         cells = []
         for column, value in zip(shown.columns, record):
             numeric = isinstance(value, numbers.Real) and not isinstance(value, bool)
-            cls = ' class="num"' if numeric else ""
+            long_text = isinstance(value, str) and len(value) > 40
+            cls = ' class="num"' if numeric else (' class="wrap"' if long_text else "")
             cells.append(f"<td{cls}>{_format_cell(str(column), value)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p class="note">{len(frame) - max_rows:,} more rows not shown.</p>'
@@ -358,6 +361,9 @@ def render_report(
         from rmvalues.report.rm_ranks import panel_summary
 
         summary = panel_summary(inputs.units)
+        framing_rank = summary["framing"].map({"positive": 0, "negative": 1}).fillna(2)
+        summary = (summary.assign(_f=framing_rank).sort_values(["_f", "category", "base"])
+                   .drop(columns="_f"))
         stats.insert(0, ("Fig. 1a panel means (grand mean, SD, SE over units)",
                          table_html(summary)))
 

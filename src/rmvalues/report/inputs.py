@@ -180,6 +180,8 @@ def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> 
     Big Two results feed Fig. 1a, MFD 2.0 results Fig. 1b; every mixed model, F table and framing
     summary goes to the statistics section, and each dataset's settings to provenance.
     """
+    from rmvalues.store.manifest import build_manifest
+
     inputs = ReportInputs(title=title or f"rmvalues reproduce ({report.mode} mode)")
     for res in report.fig1:
         if res.mode != report.mode:
@@ -196,12 +198,11 @@ def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> 
         inputs.tables[f"{label}: median rank by framing"] = res.framing
         inputs.texts[f"{label}: model summary"] = res.mixed.summary_text()
         inputs.lexicons.append(res.lexicon)
-        inputs.manifests[f"reproduce/{res.dataset}"] = {
-            "kind": "reproduce", "fields": {
-                "dataset": res.dataset, "mode": res.mode, "lexicon": res.lexicon,
-                "ranking": res.policy.describe(), "stars_from": res.stars_from,
-                "sha256_verified": res.verified, "categories": res.categories,
-                "items_per_prompt": res.items_per_prompt}}
+        inputs.manifests[f"reproduce/{res.dataset}"] = build_manifest(
+            "reproduce", dataset=res.dataset, mode=res.mode, lexicon=res.lexicon,
+            ranking=res.policy.describe(), stars_from=res.stars_from,
+            sha256_verified=res.verified, categories=res.categories,
+            items_per_prompt=res.items_per_prompt).to_dict()
     if report.fig4b is not None and len(report.fig4b):
         inputs.tables["Fig. 4b: final checkpoint of each trained RM"] = report.fig4b
         if {"data_size", "data_source"} <= set(report.fig4b.columns):

@@ -247,3 +247,27 @@ def test_reproduce_fig1a_grand_means_equal_the_statistics_tables(tmp_path, share
         f.close()
     html = report_from_reproduce(report, tmp_path).read_text("utf-8")
     assert '<figure id="fig1a">' in html and "mixed model, fixed effects" in html
+
+
+def test_lm_values_folder_feeds_figure2(tmp_path):
+    """A folder written by rmvalues.lm_values: its units are Fig 2's, not Fig 1's."""
+    from rmvalues.analysis.anova import type2_anova, welch_posthoc
+    from rmvalues.lm_values import LMValuesResult, write_lm_values
+    from rmvalues.report.inputs import inputs_from_lm_values
+
+    units = data.lm_units().drop(columns=["family"])
+    formula = "median_rank ~ C(category) * C(framing) * C(model)"
+    result = LMValuesResult(
+        models=sorted(units["model"].unique()),
+        words=pd.DataFrame({"item": ["power", "love"], "category": ["Agency", "Communion"]}),
+        ranks=pd.DataFrame(), units=units, formula=formula, anova=type2_anova(units, formula),
+        posthoc=welch_posthoc(units, "median_rank", "model", by=["category", "framing"]),
+        lexicon="big-two-nouns")
+    write_lm_values(result, tmp_path / "lm")
+    inputs = load_report_inputs([tmp_path / "lm"])
+    assert inputs.units is None and inputs.lm_units is not None and inputs.lm_tests is not None
+    assert "lm anova" in inputs.tables and "lm: lm summary" in inputs.texts
+    html = render_report(inputs, tmp_path / "out").read_text("utf-8")
+    assert re.findall(r'<figure id="([A-Za-z0-9]+)"', html) == ["fig2"]
+    memory = render_report(inputs_from_lm_values(result), tmp_path / "out2").read_text("utf-8")
+    assert '<figure id="fig2">' in memory and "Type-II ANOVA" in memory

@@ -58,6 +58,8 @@ _FIELDS: dict[str, str] = {
 }
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
+#: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
+_KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -72,7 +74,7 @@ def _read_table(path: Path) -> pd.DataFrame:
                          ) from None
 
 
-def _field_for(stem: str) -> tuple[str | None, str | None]:
+def _field_for(stem: str, kind: str | None = None) -> tuple[str | None, str | None]:
     """(report field, statistics-table title) for a table file stem; (None, None) if unknown."""
     lowered = stem.lower()
     for suffix in sorted(_FIELDS, key=len, reverse=True):
@@ -80,7 +82,7 @@ def _field_for(stem: str) -> tuple[str | None, str | None]:
             name = _FIELDS[suffix]
             if lowered.startswith("mfd") and name in _MFD_FIELDS:
                 name = _MFD_FIELDS[name]
-            return name, None
+            return _KIND_FIELDS.get(kind or "", {}).get(name, name), None
     for suffix in _STAT_TABLES:
         if lowered == suffix or lowered.endswith("_" + suffix):
             return None, stem.replace("_", " ")
@@ -130,11 +132,13 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
                                   path.with_name(path.stem + ".manifest.json")) if m.exists()])
         for file in manifests:
             inputs.manifests[_run_name(file, folder)] = _read_manifest(file)
-        summary = folder / "summary.txt"
-        if summary.exists():
-            inputs.texts[f"{folder.name}: summary"] = summary.read_text("utf-8")
+        for summary in sorted(folder.glob("*summary.txt")):
+            label = summary.stem.replace("_", " ")
+            inputs.texts[f"{folder.name}: {label}"] = summary.read_text("utf-8")
+        top = inputs.manifests.get(_run_name(folder / "manifest.json", folder), {})
+        kind = top.get("kind") if isinstance(top, Mapping) else None
         for file in _table_files(folder) if path.is_dir() else [path]:
-            field_name, stat_title = _field_for(file.stem)
+            field_name, stat_title = _field_for(file.stem, kind)
             if field_name is not None and getattr(inputs, field_name) is None:
                 setattr(inputs, field_name, _read_table(file))
             elif stat_title is not None and stat_title not in inputs.tables:
@@ -213,6 +217,16 @@ def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> 
     if report.skipped:
         inputs.texts["Skipped datasets"] = "\n".join(f"- {s}" for s in report.skipped)
     return inputs
+
+
+def inputs_from_lm_values(result: Any, title: str | None = None) -> ReportInputs:
+    """Report inputs of a :class:`rmvalues.lm_values.LMValuesResult` (Fig 2 and its tests)."""
+    return ReportInputs(
+        title=title or f"rmvalues log-prob values: {', '.join(result.models)}",
+        lm_units=result.units, lm_tests=result.posthoc,
+        tables={f"Log-prob ranks: Type-II ANOVA ({result.formula})": result.anova},
+        texts={"Log-prob values: summary": result.summary()},
+        lexicons=[result.lexicon])
 
 
 def report_from_reproduce(

@@ -7,8 +7,6 @@ import base64
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -113,50 +111,27 @@ def test_missing_inputs_are_listed_not_fatal(tmp_path):
     assert "No token scores in these runs." in html
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-def _run_chromium(binary: str, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-             *args, page.as_uri()],
-            capture_output=True, text=True, timeout=120, check=False)
-
-
-def _console_messages(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-
-
 def test_report_opens_in_headless_chromium_without_console_errors(report_path, tmp_path):
-    binary = _chromium()
-    if binary is None:
+    from rmvalues.report.browser import find_chromium, run_chromium, screenshot
+
+    if find_chromium() is None:
         pytest.skip("SKIPPED LOUDLY: headless Chromium is not installed, so the report was not "
                     "opened in a browser. Install the Debian packages `chromium chromium-driver` "
                     "(.ci/run does) to run this check.")
     # The console check must be able to fail: a page with an error is caught.
     bad = tmp_path / "bad.html"
     bad.write_text("<html><body><script>console.error('boom'); nope();</script></body></html>")
-    assert any("boom" in m for m in _console_messages(_run_chromium(binary, bad, "--dump-dom")
-                                                         .stderr))
+    assert any("boom" in m for m in run_chromium(bad, "--dump-dom").console)
 
-    dom = _run_chromium(binary, report_path, "--dump-dom")
+    dom = run_chromium(report_path, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert _console_messages(dom.stderr) == []
+    assert dom.console == []
     assert re.findall(r'<h2 id="([a-z]+)"', dom.stdout) == [sid for sid, _ in SECTIONS]
     assert dom.stdout.count(IMG) == len(EXPECTED_FIGURES)
 
     shot = tmp_path / "report.png"
-    run = _run_chromium(binary, report_path, f"--screenshot={shot}", "--window-size=1280,4000",
-                        "--hide-scrollbars")
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    assert _console_messages(run.stderr) == []
+    run = screenshot(report_path, shot, 1280, 4000)
+    assert run.console == []
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(shot)
@@ -185,11 +160,17 @@ def test_cli_report_on_an_analysis_folder(tmp_path):
     app = typer.Typer()
     app.command("noop")(lambda: None)  # keep `report` a named sub-command, as in the real CLI
     report_cli.register(app)
+    from rmvalues.report.browser import find_chromium
+
     out = tmp_path / "out"
+    shot = ["--screenshot", str(tmp_path / "shot.png")] if find_chromium() else []
     result = CliRunner().invoke(app, ["report", str(analysis), "--out", str(out),
-                                      "--formats", "png,svg"])
+                                      "--formats", "png,svg", *shot])
     assert result.exit_code == 0, result.output
     assert f"wrote {out / 'report.html'}" in result.output
+    if shot:
+        assert (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"
+        assert "browser console" not in result.output
     html = (out / "report.html").read_text("utf-8")
     assert html.count(IMG) == 2 and (out / "figures" / "fig1a.svg").exists()
     assert "fixed effects" in html and "baseLlama" in html

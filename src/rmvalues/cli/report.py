@@ -18,8 +18,15 @@ def report_command(
     title: Annotated[str | None, typer.Option(help="Report title.")] = None,
     formats: Annotated[str, typer.Option(help="Figure files to write, comma-separated: png, pdf, "
                                               "svg.")] = "png,pdf",
+    screenshot: Annotated[Path | None, typer.Option(
+        help="Also save a PNG screenshot of the report, taken with headless Chromium (for "
+             "docs).")] = None,
 ) -> None:
-    """Write a self-contained HTML report (figures embedded) of runs and analyses."""
+    """Write a self-contained HTML report (figures embedded) of runs and analyses.
+
+    Figures and statistics come from analysis folders (``analyze``/``reproduce``/log-prob
+    outputs); a scoring run folder contributes its provenance manifest — analyse it first.
+    """
     from dataclasses import replace
 
     from rmvalues.report import write_report
@@ -28,6 +35,13 @@ def report_command(
     style = replace(DEFAULT_STYLE, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     path = write_report(*inputs, out_dir=out, title=title, style=style)
     typer.echo(f"wrote {path}")
+    if screenshot is not None:
+        from rmvalues.report.browser import screenshot as take_screenshot
+
+        run = take_screenshot(path, screenshot)
+        for line in run.console:
+            typer.echo(f"browser console: {line}", err=True)
+        typer.echo(f"wrote {screenshot}")
 
 
 def register(app: typer.Typer) -> None:

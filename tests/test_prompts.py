@@ -184,3 +184,4 @@ def test_prompt_set_lookup_errors(paper54: PromptSet) -> None:
     with pytest.raises(InputError, match="no prompts"):
         PromptSet(name="x", prompts=())
     assert Prompt("a", "b").factors == {}
+    assert len(set(paper54)) == 54 and paper54["bad_ever_one"] in set(paper54)

@@ -54,6 +54,9 @@ class Prompt:
     def __post_init__(self) -> None:
         object.__setattr__(self, "factors", MappingProxyType(dict(self.factors)))
 
+    def __hash__(self) -> int:  # the read-only factors mapping is not hashable by itself
+        return hash((self.id, self.text, tuple(self.factors.items())))
+
 
 @dataclass(frozen=True)
 class PromptSet:

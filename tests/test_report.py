@@ -97,7 +97,10 @@ def test_report_tables_tokens_lexicons_and_provenance(report_path, synthetic_inp
     lexicons = html.split('id="lexicons"')[1].split('id="prompts"')[0]
     assert "Frimer" in lexicons  # mfd2, given directly
     assert "Pietraszkiewicz" in lexicons  # big-two-nouns, named by the run manifest
-    assert "positive_0" in html.split('id="prompts"')[1]
+    prompts = html.split('id="prompts"')[1].split('id="provenance"')[0]
+    assert "positive_0" in prompts  # the set given directly
+    assert "<h3>paper-54</h3>" in prompts and "arXiv:2601.20838" in prompts  # named by the run
+    assert "best_ever_one" in prompts
     provenance = html.split('id="provenance"')[1]
     for fact in ("runs/skywork", "0123abcd", "bfloat16", "feedbeef", "rm-scores"):
         assert fact in provenance, fact
@@ -186,12 +189,15 @@ def test_load_report_inputs_recognises_stage_outputs(tmp_path):
     data.mwlr_pairs().to_parquet(tmp_path / "a" / "target_scores.parquet")
     data.rank_changes().to_csv(tmp_path / "a" / "rank_change.csv", index=False)
     pd.DataFrame({"term": ["x"], "F": [1.0]}).to_csv(tmp_path / "a" / "x_anova.csv", index=False)
-    (tmp_path / "a" / "scores.manifest.json").write_text('{"kind": "rm-scores", "fields": {}}')
+    (tmp_path / "a" / "scores.manifest.json").write_text(
+        '{"kind": "lexicon-coverage", "fields": {"lexicons": {"mfd2": {"sha256": "x"}}}}')
     inputs = load_report_inputs([tmp_path / "a"])
     assert inputs.units is not None and inputs.mfd_units is not None
     assert inputs.mwlr_pairs is not None and inputs.rank_changes is not None
     assert list(inputs.tables) == ["x anova"]
     assert list(inputs.manifests) == ["a/scores"]
+    html = render_report(inputs, tmp_path / "out").read_text("utf-8")
+    assert "Frimer" in html  # lexicons named as a mapping in a manifest are cited
 
 
 def test_bad_inputs_name_the_fix(tmp_path):
@@ -228,6 +234,9 @@ def test_reproduce_fig1a_grand_means_equal_the_statistics_tables(tmp_path, share
         f.close()
     html = report_from_reproduce(report, tmp_path).read_text("utf-8")
     assert '<figure id="fig1a">' in html and "mixed model, fixed effects" in html
+    # the released prompts are recognised as the paper's set, with its citation
+    assert "<h3>paper-54</h3>" in html and "arXiv:2601.20838" in html
+    assert "Pietraszkiewicz" in html
 
 
 def test_lm_values_folder_feeds_figure2(tmp_path):

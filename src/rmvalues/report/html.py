@@ -272,11 +272,50 @@ def _lexicons_from_manifests(manifests: Mapping[str, Mapping[str, Any]]) -> list
         fields = manifest.get("fields", {}) if isinstance(manifest, Mapping) else {}
         for key in ("lexicon", "lexicons"):
             value = fields.get(key)
-            if isinstance(value, (str, Mapping)):
+            if isinstance(value, str):
                 found.append(value)
+            elif isinstance(value, Mapping):  # {name: {sha256, source}} or one info dict
+                found.extend([value] if "name" in value else list(value))
             elif isinstance(value, list):
                 found.extend(value)
     return found
+
+
+def _prompt_sets(inputs: ReportInputs) -> list[dict[str, str]]:
+    """Prompt sets shown: those given, those named in manifests, and any built-in set whose ids
+    cover every prompt of the units (the released data use the paper's 54 prompts)."""
+    from rmvalues.prompts import builtin_prompt_sets, load_prompt_set
+
+    names: list[str] = []
+    for manifest in inputs.manifests.values():
+        fields = manifest.get("fields", {}) if isinstance(manifest, Mapping) else {}
+        for key in ("prompt_set", "prompts", "prompt_sets"):
+            value = fields.get(key)
+            names += [value] if isinstance(value, str) else \
+                [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    used: set[str] = set()
+    for frame in (inputs.units, inputs.mfd_units, inputs.lm_units):
+        if frame is not None and "prompt_id" in frame.columns:
+            used |= set(map(str, frame["prompt_id"].unique()))
+    builtins = builtin_prompt_sets()
+    if used:
+        for name in builtins:
+            if used <= set(load_prompt_set(name).ids):
+                names.append(name)
+                break
+    out: list[dict[str, str]] = []
+    for name, frame in inputs.prompt_sets.items():
+        if frame is not None:
+            out.append({"name": name, "description": "", "citation": "",
+                        "table": table_html(frame, max_rows=500)})
+    for name in dict.fromkeys(names):
+        if name in inputs.prompt_sets or name not in builtins:
+            continue
+        prompt_set = load_prompt_set(name)
+        out.append({"name": prompt_set.name, "description": prompt_set.description,
+                    "citation": prompt_set.citation,
+                    "table": table_html(prompt_set.to_frame(), max_rows=500)})
+    return out
 
 
 def _dedupe(items: Iterable[Any]) -> list[dict[str, str]]:
@@ -368,8 +407,7 @@ def render_report(
                          table_html(summary)))
 
     lexicons = _dedupe([*inputs.lexicons, *_lexicons_from_manifests(inputs.manifests)])
-    prompt_sets = [(name, table_html(frame, max_rows=500))
-                   for name, frame in inputs.prompt_sets.items() if frame is not None]
+    prompt_sets = _prompt_sets(inputs)
     manifests = [(name, _manifest_summary(name, m), json.dumps(m, indent=2, default=str))
                  for name, m in inputs.manifests.items()]
     manifest_table = (table_html(pd.DataFrame([row for _, row, _ in manifests]))

@@ -47,6 +47,8 @@ class TrainResult:
     resumed_from: int | None
     summary: str
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)  # the trained PeftModel, in memory
+    tokenizer: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,7 @@ def train_reward_model(
     peft_model = get_peft_model(model, config.lora_config())
     # No hub look-up and no full embedding matrix in every adapter: the added pad rows are saved on
     # their own (ADDED_EMBEDDINGS) and the base is named in the manifest.
-    peft_model.peft_config["default"].base_model_name_or_path = None
+    peft_model.peft_config["default"].base_model_name_or_path = ""
     if device:
         peft_model.to(device)
     schedule = CheckpointSchedule(powers_of_two=config.checkpoint_powers_of_two,
@@ -330,4 +332,5 @@ def train_reward_model(
                + f"; {len(steps)} checkpoints ({', '.join(map(str, steps))}) -> {out}")
     return TrainResult(out=out, steps=steps, total_steps=total,
                        resumed_from=resume_from[0] if resume_from else None, summary=summary,
-                       log_history=list(trainer.state.log_history))
+                       log_history=list(trainer.state.log_history), model=trainer.model,
+                       tokenizer=tokenizer)

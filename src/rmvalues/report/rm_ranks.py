@@ -128,7 +128,7 @@ def figure1(
                             fontsize=style.font_size + 1, zorder=5,
                             bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
                 if r == 0:
-                    ax.set_title(str(category), pad=4)
+                    ax.set_title(str(category).replace("_", " "), pad=4)
                 if c == n_cols - 1:
                     ax.text(1.04, 0.5, str(framing), transform=ax.transAxes, rotation=270,
                             ha="left", va="center")

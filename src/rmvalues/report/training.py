@@ -89,7 +89,7 @@ def figure4a(
                 ax.annotate(family_label(family), (last["checkpoint"], last["median_rank"]),
                             xytext=(3, 0), textcoords="offset points", va="center",
                             fontsize=style.font_size - 1, color=style.family_color(family))
-            ax.set_title(str(category), pad=4)
+            ax.set_title(str(category).replace("_", " "), pad=4)
             ax.set_xlabel("Checkpoint (training step)")
             ax.margins(x=0.04)
             xmin, xmax = ax.get_xlim()
@@ -180,7 +180,7 @@ def figure4b(
             ax.set_xticks([t for t, _ in ticks])
             ax.set_xticklabels([label for _, label in ticks], rotation=90,
                                fontsize=style.font_size - 1.5)
-            ax.set_title(str(category), pad=4)
+            ax.set_title(str(category).replace("_", " "), pad=4)
             ax.set_xlabel("Preference data (pairs)")
             ax.margins(x=0.08, y=0.1)
         if not axes[0, 0].yaxis_inverted():

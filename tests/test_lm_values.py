@@ -88,5 +88,5 @@ def test_write_tables(paper_prompt_ids, big_two, tmp_path):
     res = lm_values([_run("a", words, paper_prompt_ids, 1), _run("b", words, paper_prompt_ids, 2)],
                     big_two)
     paths = write_lm_values(res, tmp_path)
-    assert {p.name for p in paths} >= {"units.csv", "anova.csv", "posthoc.csv", "summary.txt"}
+    assert {p.name for p in paths} >= {"lm_units.csv", "lm_anova.csv", "lm_tests.csv", "lm_summary.txt"}
     assert (tmp_path / "manifest.json").exists()

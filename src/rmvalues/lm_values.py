@@ -183,19 +183,21 @@ def lm_values(
 
 
 def write_lm_values(result: LMValuesResult, out_dir: str | Path) -> list[Path]:
-    """Write words, ranks, units, ANOVA and post hoc tables (CSV) and a summary, with a manifest."""
+    """Write ``lm_words/lm_ranks/lm_units/lm_anova/lm_tests.csv``, ``lm_summary.txt`` and a manifest."""
     from rmvalues.io import atomic_path, atomic_write_text
     from rmvalues.store.manifest import build_manifest, write_manifest
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in ("words", "ranks", "units", "anova", "posthoc"):
-        path = out_dir / f"{name}.csv"
+    # File stems follow what `rmvalues report` recognises (lm_units: Fig 2, lm_tests: its stars).
+    for name, stem in (("words", "lm_words"), ("ranks", "lm_ranks"), ("units", "lm_units"),
+                       ("anova", "lm_anova"), ("posthoc", "lm_tests")):
+        path = out_dir / f"{stem}.csv"
         with atomic_path(path) as tmp:
             getattr(result, name).to_csv(tmp, index=False)
         paths.append(path)
-    paths.append(atomic_write_text(out_dir / "summary.txt", result.summary() + "\n"))
+    paths.append(atomic_write_text(out_dir / "lm_summary.txt", result.summary() + "\n"))
     write_manifest(out_dir / "manifest.json", build_manifest(
         "lm-values", models=result.models, lexicon=result.lexicon, formula=result.formula,
         n_words=len(result.words), n_units=len(result.units), residual_df=result.residual_df))

@@ -224,9 +224,11 @@ def sweep(
         out = check_writable(out)
     chosen = list_checkpoints(train_dir, steps)
     models = CheckpointModels(train_dir, device=device, dtype=dtype, name=name)
+    key = _sweep_key(prompts, candidates, models, dtype)
     frames = []
     for checkpoint in chosen:
-        path = Path(out) / f"step-{checkpoint.step}.parquet" if out is not None else None
+        # The file name carries the settings, so a re-run with other prompts/candidates rescores.
+        path = (Path(out) / f"step-{checkpoint.step}-{key}.parquet" if out is not None else None)
         if path is not None and path.is_file():
             frames.append(pd.read_parquet(path))
             continue
@@ -245,9 +247,19 @@ def sweep(
         write_manifest(Path(out) / "sweep.manifest.json", build_manifest(
             "rm-checkpoint-sweep", train_dir=str(train_dir), model=models.name,
             steps=[c.step for c in chosen], run_key=chosen[0].fields.get("run_key"),
-            base=chosen[0].fields.get("base"), batch_size=batch_size))
+            base=chosen[0].fields.get("base"), batch_size=batch_size, settings_key=key))
         written.with_suffix(".tmp").replace(written)
     elapsed = time.perf_counter() - started
     summary = (f"swept {len(chosen)} checkpoint(s) of {models.name}: {len(table):,} scores in "
                f"{elapsed:.1f}s" + (f" -> {written}" if written else ""))
     return SweepResult(table=table, path=written, summary=summary, steps=[c.step for c in chosen])
+
+
+def _sweep_key(prompts: Any, candidates: Any, models: CheckpointModels, dtype: str | None) -> str:
+    from rmvalues.api import resolve_prompts
+    from rmvalues.store.manifest import stable_hash
+
+    content = candidates.content_hash() if hasattr(candidates, "content_hash") else (
+        candidates if isinstance(candidates, str) else list(candidates))
+    return stable_hash({"prompts": resolve_prompts(prompts)[1], "candidates": content,
+                        "name": models.name, "dtype": dtype, "device": models.device}, length=10)

@@ -1,0 +1,97 @@
+"""`rmvalues train` and `rmvalues sweep`: Bradley–Terry LoRA training and checkpoint sweeps
+(thin layers over :mod:`rmvalues.training`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("sweep")(sweep_command)
+
+
+def _set(option: list[str] | None) -> dict[str, object]:
+    """``--set name=value`` pairs, values parsed as JSON where they parse (numbers, true, lists)."""
+    import json
+
+    from rmvalues.errors import InputError
+
+    out: dict[str, object] = {}
+    for item in option or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--set {item!r}: write name=value (e.g. --set learning_rate=2e-5).")
+        try:
+            out[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name.strip()] = value
+    return out
+
+
+def train_command(
+    base: Annotated[str, typer.Option(help="Base model: hub id, registry key or model folder.")],
+    data: Annotated[str, typer.Option(help="Preference data: hub dataset id, or a JSONL/JSON/"
+                                           "Parquet file with chosen/rejected conversations.")],
+    out: Annotated[Path, typer.Option(help="Run folder (checkpoint-N folders and manifest).")],
+    every: Annotated[int | None, typer.Option(
+        help="Keep every N-th pair (the paper's step sizes 64/32/16/8).")] = None,
+    size: Annotated[int | None, typer.Option(help="Keep a seeded random subset of this size.")] = None,
+    data_config: Annotated[str | None, typer.Option(
+        help="Hub dataset config (default: 'all' for llm-blender/Unified-Feedback).")] = None,
+    gguf_file: Annotated[str | None, typer.Option(help="GGUF weights file inside --base.")] = None,
+    chat_template: Annotated[str | None, typer.Option(
+        help="Chat template (.jinja file or text) for tokenizers without one.")] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        help="Also save every N optimizer steps (step 0 and powers of two always).")] = 0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: the epochs).")] = -1,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 2.0,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-5,
+    max_length: Annotated[int, typer.Option(help="Drop pairs longer than this (tokens).")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed (head init, data order, subsampling).")] = 1,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: transformers').")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Any other TrainConfig field, name=value (repeatable).")] = None,
+    no_resume: Annotated[bool, typer.Option(
+        "--no-resume", help="Refuse to continue an interrupted run in --out.")] = False,
+) -> None:
+    """Train a Bradley–Terry LoRA reward model (paper defaults); re-running resumes."""
+    from rmvalues.training.config import TrainConfig
+    from rmvalues.training.trainer import train_reward_model
+
+    config = TrainConfig().replace(
+        checkpoint_every=checkpoint_every, max_steps=max_steps, num_train_epochs=epochs,
+        learning_rate=learning_rate, max_length=max_length, seed=seed, **_set(set_))
+    result = train_reward_model(base, data, out, config, every=every, size=size,
+                                data_config=data_config, gguf_file=gguf_file,
+                                chat_template=chat_template, device=device, resume=not no_resume)
+    typer.echo(result.summary)
+
+
+def sweep_command(
+    train_dir: Annotated[Path, typer.Argument(help="A `rmvalues train` run folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder (step-N tables, sweep.parquet).")],
+    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
+    candidates: Annotated[str, typer.Option(
+        help="vocab | vocab:START-END | lexicon:NAME | file:PATH.")] = "vocab",
+    steps: Annotated[str | None, typer.Option(
+        help="Comma-separated steps to score (default: every checkpoint).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Candidates per forward batch.")] = 64,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 | float16.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Score every checkpoint of a training run; the table feeds the Fig 4/5 summaries."""
+    from rmvalues.errors import InputError
+    from rmvalues.training.sweep import sweep
+
+    try:
+        chosen = [int(s) for s in steps.split(",")] if steps else None
+    except ValueError:
+        raise InputError(f"--steps {steps!r}: give comma-separated integers, e.g. 0,64,128.") from None
+    result = sweep(train_dir, prompts, candidates, out, steps=chosen, batch_size=batch_size,
+                   device=device, dtype=dtype, progress=not quiet)
+    typer.echo(result.summary)

@@ -52,7 +52,9 @@ def synthetic_inputs() -> ReportInputs:
         rank_changes=data.rank_changes(),
         lexicons=["mfd2"],
         prompt_sets={"paper-54 (excerpt)": units[["prompt_id", "framing"]].drop_duplicates()},
-        manifests={"runs/skywork": manifest.to_dict()},
+        manifests={"runs/skywork": manifest.to_dict(),
+                   "runs/nested": build_manifest("lm-logprobs", model_info={
+                       "source": "google/gemma-2-2b", "revision": "5a7c1e9"}).to_dict()},
     )
 
 
@@ -102,7 +104,8 @@ def test_report_tables_tokens_lexicons_and_provenance(report_path, synthetic_inp
     assert "<h3>paper-54</h3>" in prompts and "arXiv:2601.20838" in prompts  # named by the run
     assert "best_ever_one" in prompts
     provenance = html.split('id="provenance"')[1]
-    for fact in ("runs/skywork", "0123abcd", "bfloat16", "feedbeef", "rm-scores"):
+    for fact in ("runs/skywork", "0123abcd", "bfloat16", "feedbeef", "rm-scores", "5a7c1e9",
+                 "google/gemma-2-2b"):
         assert fact in provenance, fact
 
 

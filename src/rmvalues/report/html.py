@@ -328,8 +328,25 @@ def _dedupe(items: Iterable[Any]) -> list[dict[str, str]]:
 
 
 _MANIFEST_KEYS = ("kind", "package_version", "created", "python")
-_FIELD_KEYS = ("model", "hub_id", "revision", "dtype", "template_hash", "prompt_set", "lexicon",
-               "config_hash", "device")
+#: Provenance facts looked up anywhere in a manifest's fields (stages nest them differently).
+_FIELD_KEYS = ("model", "source", "revision", "weights_fingerprint", "dtype", "head",
+               "template_hash", "prompt_set", "lexicon", "mode", "device_type", "config_hash")
+
+
+def _find_key(value: Any, key: str, depth: int = 3) -> Any:
+    """The first value stored under ``key`` in nested dicts/lists, breadth first."""
+    level = [value]
+    for _ in range(depth + 1):
+        nxt: list[Any] = []
+        for item in level:
+            if isinstance(item, Mapping):
+                if key in item and not isinstance(item[key], (Mapping, list)):
+                    return item[key]
+                nxt += list(item.values())
+            elif isinstance(item, list):
+                nxt += item
+        level = nxt
+    return None
 
 
 def _manifest_summary(name: str, manifest: Mapping[str, Any]) -> dict[str, str]:
@@ -339,8 +356,9 @@ def _manifest_summary(name: str, manifest: Mapping[str, Any]) -> dict[str, str]:
     for key in _MANIFEST_KEYS:
         row[key] = str(manifest.get(key, ""))
     for key in _FIELD_KEYS:
-        if key in fields:
-            row[key] = json.dumps(fields[key]) if not isinstance(fields[key], str) else fields[key]
+        found = _find_key(fields, key)
+        if found is not None:
+            row[key] = str(found)
     libs = manifest.get("libraries", {}) or {}
     row["libraries"] = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
     return row

@@ -113,7 +113,7 @@ def test_missing_inputs_are_listed_not_fatal(tmp_path):
     inputs = ReportInputs(units=data.units(), checkpoints=data.checkpoints().query("base != 'qwen'"))
     html = render_report(inputs, tmp_path).read_text("utf-8")
     assert html.count(IMG) == 3  # fig1a, figA1a, fig4a (no A5a without a third family)
-    assert "Not drawn (no input in these runs)" in html and "Fig. 3" in html
+    assert "Not drawn (no input in these runs" in html and "Fig. 3" in html
     assert "No token scores in these runs." in html
 
 

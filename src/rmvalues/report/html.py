@@ -84,6 +84,7 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
                   ) -> tuple[list[FigureResult], list[str]]:
     """Draw every figure whose input is present; returns results and the names skipped."""
     from rmvalues.report import lm_ranks, mwlr, rm_ranks, training
+    from rmvalues.report._frames import families_in
 
     opts = inputs.options
     plan: list[tuple[str, Any, Callable[[], FigureResult]]] = [
@@ -117,8 +118,6 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
         ("Fig. A6", inputs.rank_changes, lambda: training.figure_a6(
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
     ]
-    from rmvalues.report._frames import families_in
-
     appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
                      "Fig. A6": inputs.rank_changes}
     results: list[FigureResult] = []
@@ -400,8 +399,11 @@ def render_report(
 
     token_table: TokenTable | None = None
     if inputs.token_scores is not None and len(inputs.token_scores):
-        token_table = table1(inputs.token_scores, out_dir=out / "tables",
-                             **inputs.options.get("table1", {}))
+        try:
+            token_table = table1(inputs.token_scores, out_dir=out / "tables",
+                                 **inputs.options.get("table1", {}))
+        except InputError as exc:  # reported like a figure whose input does not fit
+            skipped.append(f"Table 1 ({exc})")
 
     stats: list[tuple[str, str]] = []
     if inputs.panel_tests is not None and len(inputs.panel_tests):
@@ -414,10 +416,9 @@ def render_report(
     for title, frame in inputs.tables.items():
         if frame is not None and len(frame):
             stats.append((title, table_html(frame)))
-    if inputs.units is not None and len(inputs.units):
-        from rmvalues.report.rm_ranks import panel_summary
-
-        summary = panel_summary(inputs.units)
+    fig1 = next((f for f in figures if f.name == "fig1a"), None)
+    if fig1 is not None:
+        summary = fig1.data.drop(columns=["stars"])  # exactly what Fig. 1a shows
         framing_rank = summary["framing"].map({"positive": 0, "negative": 1}).fillna(2)
         summary = (summary.assign(_f=framing_rank).sort_values(["_f", "category", "base"])
                    .drop(columns="_f"))

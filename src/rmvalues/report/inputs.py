@@ -15,8 +15,10 @@ stem (or ``*_<stem>``)      report field
 ``checkpoint_units``        Fig 4a (``checkpoints`` too)
 ``final_checkpoint``        Fig 4b (``ablations`` too)
 ``rank_change``             Fig 5 (``rank_changes`` too)
-``fixed_effects``, ``anova``, ``framing``, ``effect_sizes``, ``topk``: statistics tables
 ==========================  =====================================================================
+
+Tables named ``fixed_effects``, ``anova``, ``framing``, ``effect_sizes``, ``topk``,
+``null_baselines`` or ``coverage`` (or ending so) go to the statistics section as they are.
 
 Every ``*.manifest.json`` / ``manifest.json`` found is shown under provenance.
 """
@@ -56,7 +58,8 @@ _FIELDS: dict[str, str] = {
     "rank_change": "rank_changes",
     "rank_changes": "rank_changes",
 }
-_STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance")
+_STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
+                "coverage", "null_baselines")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}

@@ -264,3 +264,23 @@ def test_lm_values_folder_feeds_figure2(tmp_path):
     assert re.findall(r'<figure id="([A-Za-z0-9]+)"', html) == ["fig2"]
     memory = render_report(inputs_from_lm_values(result), tmp_path / "out2").read_text("utf-8")
     assert '<figure id="fig2">' in memory and "Type-II ANOVA" in memory
+
+
+def test_cli_reproduce_report_shows_fig1a_means_equal_to_its_panel_tests(tmp_path, shared_dir):
+    """Acceptance, end to end: `rmvalues reproduce --report DIR` on the released Big Two data."""
+    from rmvalues.cli import main
+
+    code = main(["reproduce", "--data", str(shared_dir / "paper-data"), "--dataset", "big2-nouns",
+                 "--no-compare", "--resamples", "99", "--boot", "20",
+                 "--out", str(tmp_path / "tables"), "--report", str(tmp_path / "report")])
+    assert code == 0
+    html = (tmp_path / "report" / "report.html").read_text("utf-8")
+    assert '<figure id="fig1a">' in html and IMG in html
+    panels = pd.read_csv(tmp_path / "tables" / "big2-nouns_corrected_panels.csv")
+    means = html.split("Fig. 1a panel means")[1].split("</table>")[0]
+    shown = {(f, c, b): float(m) for f, c, b, m in re.findall(
+        r"<tr><td>(\w+)</td><td>(\w+)</td><td>(\w+)</td><td class=\"num\">([\d.]+)</td>", means)}
+    assert len(shown) == 8
+    for row in panels.itertuples():
+        for group, mean in ((row.group_a, row.mean_a), (row.group_b, row.mean_b)):
+            assert shown[(row.framing, row.category, group.lower())] == round(mean, 3)

@@ -51,7 +51,7 @@ class CheckpointSchedule:
                 power *= 2
         if self.every:
             found.update(range(self.every, total_steps + 1, self.every))
-        if self.include_last:
+        if self.include_last and total_steps > 0:
             found.add(total_steps)
         return sorted(found)
 

@@ -11,8 +11,13 @@ import pytest
 from _train_models import llama_tokenizer, preference_records
 from rmvalues.errors import InputError
 from rmvalues.training.config import TrainConfig
-from rmvalues.training.data import (HUB_PRESETS, load_preference_data, normalize_record,
-                                    read_records, subsample_indices)
+from rmvalues.training.data import (
+    HUB_PRESETS,
+    load_preference_data,
+    normalize_record,
+    read_records,
+    subsample_indices,
+)
 from rmvalues.training.schedule import CheckpointSchedule, reference_checkpoint_steps
 
 CONV = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]

@@ -13,6 +13,7 @@ chat template exactly as the scoring engine renders them, so training and audit 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +107,7 @@ def _rating(value: Any, what: str, where: str) -> float:
         rating = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{where}: {what!r} must be a number (got {value!r}).") from None
-    if rating != rating:  # NaN
+    if math.isnan(rating):
         raise InputError(f"{where}: {what!r} is NaN.")
     return rating
 
@@ -183,7 +184,7 @@ def _read_local(path: Path) -> list[Any]:
 
         try:
             frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a bad file
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise InputError(f"{path}: not a readable Parquet file ({exc}).") from None
         return [_plain(r) for r in frame.to_dict(orient="records")]
     text = path.read_text("utf-8")

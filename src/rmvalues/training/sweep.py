@@ -102,7 +102,6 @@ class CheckpointModels:
         from peft import PeftModel
 
         from rmvalues.models.heads.sequence_classification import SequenceClassificationHead
-        from rmvalues.models.loading import RewardModel
         from rmvalues.training.trainer import load_added_embeddings
 
         if isinstance(checkpoint, int):

@@ -77,8 +77,12 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from rmvalues.models.loading import (_load_model_tokenizer, _quiet_transformers,
-                                         _resolve_source, _weight_files)
+    from rmvalues.models.loading import (
+        _load_model_tokenizer,
+        _quiet_transformers,
+        _resolve_source,
+        _weight_files,
+    )
     from rmvalues.models.registry import find_model
 
     spec = find_model(base.source)

@@ -159,7 +159,9 @@ def test_figure1_accepts_the_analysis_tables_column_names():
     result = figure1(units, tests, stars_column="stars_perm")
     assert [ax.get_title() for ax in result.figure.axes[:2]] == ["Communion", "Agency"]
     assert "*" in _texts(result.figure.axes[0]) and "***" not in _texts(result.figure.axes[0])
-    assert "***" in _texts(figure1(units, tests).figure.axes[0])  # Welch stars by default
+    assert "Stars: stars_perm" in result.caption
+    welch = figure1(units, tests)
+    assert "***" in _texts(welch.figure.axes[0]) and "stars_welch" in welch.caption  # default
 
 
 def test_figure1_names_missing_columns():
@@ -197,6 +199,7 @@ def test_figure2_split_violins_points_and_welch_bh_stars(tmp_path):
     assert [t.get_text() for t in bottom.get_xticklabels()] == ["Agency", "Communion"]
     legend = [t.get_text() for t in result.figure.legends[0].get_texts()]
     assert legend == ["gemma-2-2b", "Llama-3.2-3B"]
+    assert "Benjamini-Hochberg corrected" in result.caption
 
 
 def test_figure2_needs_exactly_two_models():

@@ -6,7 +6,7 @@ one :class:`~rmvalues.errors.InputError` naming the table, the missing columns a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rmvalues.errors import InputError
@@ -100,20 +100,25 @@ def pick_order(values: Iterable[object], given: Sequence[str] | None, default: S
 
 def stars_lookup(
     tests: pd.DataFrame | None, keys: Sequence[str], stars_column: str | None = None
-) -> Mapping[tuple[str, ...], str]:
-    """Significance stars per panel key from a panel-test table.
+) -> tuple[dict[tuple[str, ...], str], str]:
+    """Significance stars per panel key from a panel-test table, and the column they came from.
 
-    Uses ``stars_column`` if given, else the first of the ``stars`` aliases, else stars computed
-    from a corrected (then raw) p-value column with the analysis' own star rule.
+    Uses ``stars_column`` if given, else the first of the ``stars`` aliases (Welch before
+    permutation, as in the paper's figure), else stars computed from a corrected (then raw)
+    p-value column with the analysis' own star rule.
     """
     if tests is None or len(tests) == 0:
-        return {}
+        return {}, ""
     if stars_column is not None:
         if stars_column not in tests.columns:
             raise InputError(f"panel-test table has no column {stars_column!r} "
                              f"(has {list(tests.columns)})")
-        tests = tests.rename(columns={stars_column: "stars"}).drop(
-            columns=[c for c in ALIASES["stars"] if c != stars_column and c in tests.columns])
+        others = [c for c in ALIASES["stars"] if c != stars_column and c in tests.columns]
+        source = stars_column
+        tests = tests.drop(columns=others).rename(columns={stars_column: "stars"})
+    else:
+        source = next((c for name in ("stars", "p_corrected", "p") for c in ALIASES[name]
+                       if c in tests.columns), "")
     frame = canonical(tests, keys, "panel-test table", optional=("stars", "p_corrected", "p"))
     if "stars" in frame.columns:
         values = frame["stars"].fillna("").astype(str)
@@ -125,8 +130,9 @@ def stars_lookup(
         raise InputError(
             f"panel-test table has neither 'stars' nor a p-value column (has {list(tests.columns)})"
         )
-    return {tuple(str(v) for v in key): s
-            for key, s in zip(frame[list(keys)].itertuples(index=False), values)}
+    lookup = {tuple(str(v) for v in key): s
+              for key, s in zip(frame[list(keys)].itertuples(index=False), values)}
+    return lookup, source
 
 
 def p_to_stars(p: float | None) -> str:

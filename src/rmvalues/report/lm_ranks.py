@@ -87,7 +87,7 @@ def figure2(
     frame["label"] = frame["model"].map(labels)
     palette = dict(zip(labels.values(), model_colors(model_order, frame, style)))
     hue_order = [labels[m] for m in model_order]
-    stars = stars_lookup(tests, ("category", "framing"))
+    stars, stars_source = stars_lookup(tests, ("category", "framing"))
 
     with figure_context(style):
         fig, axes = plt.subplots(len(framing_order), 1, figsize=(width, height), sharex=True,
@@ -126,6 +126,10 @@ def figure2(
             .agg(mean="mean", sd="std", n="count").reset_index())
     data["stars"] = [stars.get((c, f), "") for c, f in zip(data["category"], data["framing"])]
     caption = (f"Median log-prob rank of {lexicon_label} categories under "
-               f"{' and '.join(hue_order)} (one point per prompt; 1 = most probable); "
-               "stars: Welch t-tests per cell, Benjamini-Hochberg corrected.")
+               f"{' and '.join(hue_order)} (one point per prompt; 1 = most probable).")
+    if stars:
+        correction = str(tests["correction"].iloc[0]) if "correction" in tests.columns else ""
+        named = {"bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "holm": "Holm"}
+        how = f"{named.get(correction, correction)} corrected" if correction else stars_source
+        caption += f" Stars: Welch t-tests per cell ({how})."
     return FigureResult(name=stem, figure=fig, paths=paths, data=data, caption=caption)

@@ -99,7 +99,7 @@ def figure1(
     frame = frame[frame["base"].isin(family_order) & frame["category"].isin(category_order)
                   & frame["framing"].isin(framing_order)]
     n_ranked = n_ranked or _infer_n_ranked(frame)
-    stars = stars_lookup(tests, ("category", "framing"), stars_column)
+    stars, stars_source = stars_lookup(tests, ("category", "framing"), stars_column)
     panels = panel_summary(frame)
     per_model = model_summary(frame)
     spread = "sd" if variant == "a1" else "se"
@@ -151,6 +151,8 @@ def figure1(
     caption = (f"Median rank of {lexicon_label} categories by base family; violins over "
                f"model x prompt units, {what}; dotted lines join family means; "
                f"#1 = best, #{n_ranked} = worst.")
+    if stars_source:
+        caption += f" Stars: {stars_source} (*** p < .001, ** p < .01, * p < .05)."
     return FigureResult(name=stem, figure=fig, paths=paths, data=data, caption=caption)
 
 

@@ -163,6 +163,10 @@ def test_cli_report_on_an_analysis_folder(tmp_path):
     analysis = tmp_path / "analysis"
     write_tables(analysis, {"units": units, "panels": panels, "fixed_effects": fixed},
                  "summary of the analysis", "analysis", lexicon="big-two-nouns")
+    mfd = tmp_path / "mfd"  # an analysis of the MFD: the manifest's lexicon routes it to Fig 1b
+    cats = ("Care", "Fairness")
+    write_tables(mfd, {"units": data.units(cats), "panels": data.panel_tests(cats)},
+                 "summary of the MFD analysis", "analysis", lexicon="mfd2")
     app = typer.Typer()
     app.command("noop")(lambda: None)  # keep `report` a named sub-command, as in the real CLI
     report_cli.register(app)
@@ -170,7 +174,7 @@ def test_cli_report_on_an_analysis_folder(tmp_path):
 
     out = tmp_path / "out"
     shot = ["--screenshot", str(tmp_path / "shot.png")] if find_chromium() else []
-    result = CliRunner().invoke(app, ["report", str(analysis), "--out", str(out),
+    result = CliRunner().invoke(app, ["report", str(analysis), str(mfd), "--out", str(out),
                                       "--formats", "png,svg", *shot])
     assert result.exit_code == 0, result.output
     assert f"wrote {out / 'report.html'}" in result.output
@@ -178,7 +182,9 @@ def test_cli_report_on_an_analysis_folder(tmp_path):
         assert (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"
         assert "browser console" not in result.output
     html = (out / "report.html").read_text("utf-8")
-    assert html.count(IMG) == 2 and (out / "figures" / "fig1a.svg").exists()
+    assert html.count(IMG) == 4 and (out / "figures" / "fig1a.svg").exists()
+    assert "<h3>Fig. 1a (Big Two)</h3>" in html and "<h3>Fig. 1b (MFD 2.0)</h3>" in html
+    assert "Panel tests, MFD 2.0" in html and "summary of the MFD analysis" in html
     assert "fixed effects" in html and "baseLlama" in html
     assert "summary of the analysis" in html
     assert "Pietraszkiewicz" in html  # the lexicon named in the analysis manifest

@@ -51,6 +51,8 @@ class ReportInputs:
     """
 
     title: str = "rmvalues report"
+    lexicon_label: str = "Big Two"  # the lexicon of ``units`` (Fig 1a), as figures name it
+    mfd_label: str = "MFD 2.0"  # the lexicon of ``mfd_units`` (Fig 1b)
     units: pd.DataFrame | None = None  # Fig 1 / A1: RM median-rank units
     panel_tests: pd.DataFrame | None = None  # Fig 1 stars
     mfd_units: pd.DataFrame | None = None  # Fig 1b / A1b (MFD 2.0)
@@ -87,19 +89,20 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
     from rmvalues.report._frames import families_in
 
     opts = inputs.options
+    a, b = inputs.lexicon_label, inputs.mfd_label
+    fig1 = {"lexicon_label": a, **opts.get("fig1", {})}
+    fig1b = {"lexicon_label": b, **opts.get("fig1b", {})}
     plan: list[tuple[str, Any, Callable[[], FigureResult]]] = [
-        ("Fig. 1a (Big Two)", inputs.units, lambda: rm_ranks.figure1(
-            inputs.units, inputs.panel_tests, style=style, out_dir=out_dir, stem="fig1a",
-            **opts.get("fig1", {}))),
-        ("Fig. A1a (Big Two)", inputs.units, lambda: rm_ranks.figure_a1(
-            inputs.units, inputs.panel_tests, style=style, out_dir=out_dir, stem="figA1a",
-            **opts.get("fig1", {}))),
-        ("Fig. 1b (MFD 2.0)", inputs.mfd_units, lambda: rm_ranks.figure1(
-            inputs.mfd_units, inputs.mfd_panel_tests, lexicon_label="MFD 2.0", style=style,
-            out_dir=out_dir, stem="fig1b", **opts.get("fig1b", {}))),
-        ("Fig. A1b (MFD 2.0)", inputs.mfd_units, lambda: rm_ranks.figure_a1(
-            inputs.mfd_units, inputs.mfd_panel_tests, lexicon_label="MFD 2.0", style=style,
-            out_dir=out_dir, stem="figA1b", **opts.get("fig1b", {}))),
+        (f"Fig. 1a ({a})", inputs.units, lambda: rm_ranks.figure1(
+            inputs.units, inputs.panel_tests, style=style, out_dir=out_dir, stem="fig1a", **fig1)),
+        (f"Fig. A1a ({a})", inputs.units, lambda: rm_ranks.figure_a1(
+            inputs.units, inputs.panel_tests, style=style, out_dir=out_dir, stem="figA1a", **fig1)),
+        (f"Fig. 1b ({b})", inputs.mfd_units, lambda: rm_ranks.figure1(
+            inputs.mfd_units, inputs.mfd_panel_tests, style=style, out_dir=out_dir, stem="fig1b",
+            **fig1b)),
+        (f"Fig. A1b ({b})", inputs.mfd_units, lambda: rm_ranks.figure_a1(
+            inputs.mfd_units, inputs.mfd_panel_tests, style=style, out_dir=out_dir,
+            stem="figA1b", **fig1b)),
         ("Fig. 2", inputs.lm_units, lambda: lm_ranks.figure2(
             inputs.lm_units, inputs.lm_tests, style=style, out_dir=out_dir,
             **opts.get("fig2", {}))),
@@ -407,10 +410,12 @@ def render_report(
 
     stats: list[tuple[str, str]] = []
     if inputs.panel_tests is not None and len(inputs.panel_tests):
-        stats.append((("Panel tests, Big Two (Welch and permutation; corrected p; effect sizes "
-                      "with bootstrap CIs)"), table_html(panel_view(inputs.panel_tests))))
+        title = (f"Panel tests, {inputs.lexicon_label} (Welch and permutation; corrected p; "
+                 "effect sizes with bootstrap CIs)")
+        stats.append((title, table_html(panel_view(inputs.panel_tests))))
     if inputs.mfd_panel_tests is not None and len(inputs.mfd_panel_tests):
-        stats.append(("Panel tests, MFD 2.0", table_html(panel_view(inputs.mfd_panel_tests))))
+        stats.append((f"Panel tests, {inputs.mfd_label}",
+                      table_html(panel_view(inputs.mfd_panel_tests))))
     if inputs.lm_tests is not None and len(inputs.lm_tests):
         stats.append(("Log-prob rank tests (Fig. 2)", table_html(inputs.lm_tests)))
     for title, frame in inputs.tables.items():
@@ -466,9 +471,9 @@ def _overview(inputs: ReportInputs) -> list[tuple[str, str]]:
         facts.append(("Reward models", f"{u['model'].nunique()}"))
         if "prompt_id" in u.columns:
             facts.append(("Prompts", f"{u['prompt_id'].nunique()}"))
-        facts.append(("Median-rank units (Big Two)", f"{len(u):,}"))
+        facts.append((f"Median-rank units ({inputs.lexicon_label})", f"{len(u):,}"))
     if inputs.mfd_units is not None and len(inputs.mfd_units):
-        facts.append(("Median-rank units (MFD 2.0)", f"{len(inputs.mfd_units):,}"))
+        facts.append((f"Median-rank units ({inputs.mfd_label})", f"{len(inputs.mfd_units):,}"))
     if inputs.lm_units is not None and len(inputs.lm_units):
         facts.append(("Language models (log-prob ranks)", f"{inputs.lm_units['model'].nunique()}"))
     if inputs.mwlr_pairs is not None and len(inputs.mwlr_pairs):

@@ -63,6 +63,18 @@ _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "va
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}
+#: How figures name the built-in lexicons; other lexicons go by their own name.
+LEXICON_LABELS: dict[str, str] = {"big-two-nouns": "Big Two", "big-two-expanded": "Big Two",
+                                  "big-two": "Big Two", "mfd2": "MFD 2.0", "mfd2-dic": "MFD 2.0"}
+
+
+def lexicon_label(name: str) -> str:
+    """The name a figure gives lexicon ``name`` (``"mfd2"`` -> ``"MFD 2.0"``)."""
+    return LEXICON_LABELS.get(name, Path(name).stem if ("/" in name or "." in name) else name)
+
+
+def _is_mfd(name: str | None) -> bool:
+    return bool(name) and LEXICON_LABELS.get(str(name), "").startswith("MFD")
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -77,13 +89,17 @@ def _read_table(path: Path) -> pd.DataFrame:
                          ) from None
 
 
-def _field_for(stem: str, kind: str | None = None) -> tuple[str | None, str | None]:
-    """(report field, statistics-table title) for a table file stem; (None, None) if unknown."""
+def _field_for(stem: str, kind: str | None = None, mfd: bool = False
+               ) -> tuple[str | None, str | None]:
+    """(report field, statistics-table title) for a table file stem; (None, None) if unknown.
+
+    ``mfd``: the folder's manifest says its lexicon is the MFD, so its units feed Fig 1b.
+    """
     lowered = stem.lower()
     for suffix in sorted(_FIELDS, key=len, reverse=True):
         if lowered == suffix or lowered.endswith("_" + suffix):
             name = _FIELDS[suffix]
-            if lowered.startswith("mfd") and name in _MFD_FIELDS:
+            if (mfd or lowered.startswith("mfd")) and name in _MFD_FIELDS:
                 name = _MFD_FIELDS[name]
             return _KIND_FIELDS.get(kind or "", {}).get(name, name), None
     for suffix in _STAT_TABLES:
@@ -140,8 +156,15 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
             inputs.texts[f"{folder.name}: {label}"] = summary.read_text("utf-8")
         top = inputs.manifests.get(_run_name(folder / "manifest.json", folder), {})
         kind = top.get("kind") if isinstance(top, Mapping) else None
+        lexicon = (top.get("fields", {}) or {}).get("lexicon") if isinstance(top, Mapping) else None
+        lexicon = lexicon if isinstance(lexicon, str) else None
+        if lexicon and kind != "lm-values":
+            if _is_mfd(lexicon):
+                inputs.mfd_label = lexicon_label(lexicon)
+            else:
+                inputs.lexicon_label = lexicon_label(lexicon)
         for file in _table_files(folder) if path.is_dir() else [path]:
-            field_name, stat_title = _field_for(file.stem, kind)
+            field_name, stat_title = _field_for(file.stem, kind, _is_mfd(lexicon))
             if field_name is not None and getattr(inputs, field_name) is None:
                 setattr(inputs, field_name, _read_table(file))
             elif stat_title is not None and stat_title not in inputs.tables:
@@ -193,12 +216,14 @@ def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> 
     for res in report.fig1:
         if res.mode != report.mode:
             continue
-        label = "Big Two" if res.dataset.startswith("big2") else "MFD 2.0"
-        if res.dataset.startswith("mfd"):
+        label = lexicon_label(res.lexicon)
+        if res.dataset.startswith("mfd") or _is_mfd(res.lexicon):
             inputs.mfd_units, inputs.mfd_panel_tests = res.units, res.panels
+            inputs.mfd_label = label
             inputs.options["fig1b"] = {"n_ranked": res.items_per_prompt}
         else:
             inputs.units, inputs.panel_tests = res.units, res.panels
+            inputs.lexicon_label = label
             inputs.options["fig1"] = {"n_ranked": res.items_per_prompt}
         inputs.tables[f"{label}: mixed model, fixed effects"] = res.mixed.fixed
         inputs.tables[f"{label}: mixed model, F tests ({res.mixed.anova_type})"] = res.mixed.anova

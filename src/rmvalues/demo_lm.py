@@ -15,7 +15,6 @@ prompt), both from the fetched test assets (GGUF, dequantised to fp32):
 from __future__ import annotations
 
 import gc
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,14 +74,14 @@ def run_lm_demo(
     batch_size: int = 8,
 ) -> LMDemoSummary:
     """Run the LM pipeline on the two small real models; print a summary; write every table."""
+    import pandas as pd
     from rich.console import Console
 
     from rmvalues.assets import asset_path
     from rmvalues.engines.logprobs import run_logprobs
-    from rmvalues.implicit import implicit_rewards, target_scores, top_bottom
+    from rmvalues.implicit import top_bottom, write_implicit
     from rmvalues.io import atomic_path, atomic_write_text
     from rmvalues.lm_values import lm_values, write_lm_values
-    from rmvalues.store.manifest import build_manifest, write_manifest
 
     console = console or Console()
     out = Path(out_dir) / "lm"
@@ -110,24 +109,17 @@ def run_lm_demo(
     seconds["big_two"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    res = implicit_rewards(p, q, metric="mwlr", join="exact")
     implicit_dir = out / "implicit"
-    implicit_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(implicit_dir / "mwlr.parquet") as tmp:
-        res.table.to_parquet(tmp, index=False)
-    prompt_for_table = TABLE1_PROMPT if TABLE1_PROMPT in p.prompt_ids else p.prompt_ids[0]
+    res = write_implicit(p, q, implicit_dir, metric="mwlr", join="exact", k=15,
+                         table1_prompt=TABLE1_PROMPT, targets=TARGETS)
+    prompt_for_table = TABLE1_PROMPT if TABLE1_PROMPT in p.prompt_ids else None
     tb = top_bottom(res.table, k=15, prompt_id=prompt_for_table)
     tb_clean = top_bottom(res.table, k=15, drop_formatting=True)
-    targets = target_scores([p], [q], TARGETS, metric="mwlr")
-    for name, frame in (("top_bottom", tb), ("top_bottom_filtered_mean", tb_clean),
-                        ("target_scores", targets)):
-        with atomic_path(implicit_dir / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False)
-    atomic_write_text(implicit_dir / "join.json", json.dumps(res.report.to_dict(), indent=2) + "\n")
-    write_manifest(implicit_dir / "manifest.json", build_manifest(
-        "implicit-rewards", p=p_name, q=q_name, metric="mwlr", join=res.report.to_dict(),
-        table1_prompt=prompt_for_table, targets=list(TARGETS)))
+    with atomic_path(implicit_dir / "top_bottom_filtered_mean.csv") as tmp:
+        tb_clean.to_csv(tmp, index=False)
+    targets = pd.read_csv(implicit_dir / "target_scores.csv")
     seconds["implicit"] = round(time.perf_counter() - t0, 1)
+    where = repr(prompt_for_table) if prompt_for_table else "the mean over prompts"
 
     target_means = targets.groupby("target")["score"].mean()
     lines = [
@@ -138,8 +130,8 @@ def run_lm_demo(
         "",
         f"Implicit reward (MWLR of {q_name} over {p_name}; > 0 = preferred by the instruct model):",
         "  " + res.report.summary(),
-        f"  top tokens on {prompt_for_table!r}: {_top_lines(tb, 'top')}",
-        f"  bottom tokens on {prompt_for_table!r}: {_top_lines(tb, 'bottom')}",
+        f"  top tokens on {where}: {_top_lines(tb, 'top')}",
+        f"  bottom tokens on {where}: {_top_lines(tb, 'bottom')}",
         f"  top words, mean over prompts, formatting dropped: {_top_lines(tb_clean, 'top')}",
         "  target scores (mean over prompts): "
         + ", ".join(f"{t}: {target_means.get(t, float('nan')):+.2e}" for t in TARGETS),

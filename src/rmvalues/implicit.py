@@ -534,3 +534,96 @@ def target_scores(
                     rows.append((p.model, q.model, pid, target, float(v), n))
     return pd.DataFrame(rows, columns=["p_model", "q_model", "prompt_id", "target", "score",
                                        "n_variants"])
+
+
+# --- the pipeline step: stored runs in, tables out ----------------------------------------------
+
+
+def _run_from(source) -> LogprobRun:
+    """A run object as is, or a stored run (its directory or logprobs.parquet) read from disk."""
+    from pathlib import Path
+
+    from rmvalues.engines.logprobs import LogprobRun, load_run
+    from rmvalues.errors import StoreError
+
+    if isinstance(source, LogprobRun):
+        return source
+    if not isinstance(source, (str, Path)):
+        return _as_run(source)
+    path = Path(source)
+    if not path.exists():
+        raise StoreError(
+            f"{source!r} is not a stored log-prob run; compute it first with `rmvalues logprobs "
+            f"--model {source} --kind pretrained|instruct --out DIR` and pass DIR."
+        )
+    return load_run(path)
+
+
+def _prompt_selection(prompts, shared: Sequence[str]) -> list[str] | None:
+    """Prompt ids chosen by ``prompts``: None (all), ids, a comma list, or a prompt-set name."""
+    if prompts is None:
+        return None
+    if isinstance(prompts, str):
+        if "," in prompts or prompts in set(shared):
+            return [p.strip() for p in prompts.split(",") if p.strip()]
+        from rmvalues.prompts import load_prompt_set
+
+        return load_prompt_set(prompts).ids
+    if hasattr(prompts, "ids"):
+        return list(prompts.ids)
+    return [str(p) for p in prompts]
+
+
+def write_implicit(
+    p,
+    q,
+    out_dir,
+    *,
+    metric: str = "mwlr",
+    join: JoinPolicy = "exact",
+    aggregate: Aggregate | None = None,
+    renormalize_shared: bool = False,
+    prompts=None,
+    k: int = 15,
+    table1_prompt: str | None = "greatest_ever_one",
+    drop_formatting: bool = False,
+    targets: Sequence[str] = ("Freedom", "Love"),
+) -> ImplicitResult:
+    """Implicit rewards of q over p from two stored runs (no model is loaded), written to ``out_dir``:
+
+    ``<metric>.parquet`` (prompt_id, key, logp, logq, score), ``top_bottom.csv`` (Table 1, on
+    ``table1_prompt`` when the runs have it, else the mean over prompts), ``target_scores.csv``
+    (Fig 3 rows for this pair), ``join.json`` (what the join kept and lost) and ``manifest.json``.
+    """
+    import json
+    from pathlib import Path
+
+    from rmvalues.io import atomic_path, atomic_write_text
+    from rmvalues.store.manifest import build_manifest, write_manifest
+
+    p_run, q_run = _run_from(p), _run_from(q)
+    shared = check_same_prompts(p_run, q_run)
+    chosen = _prompt_selection(prompts, shared)
+    res = implicit_rewards(p_run, q_run, metric=metric, join=join, aggregate=aggregate,
+                           renormalize_shared=renormalize_shared, prompt_ids=chosen)
+    ids = chosen or shared
+    t1 = table1_prompt if table1_prompt in set(ids) else None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / f"{metric}.parquet") as tmp:
+        res.table.to_parquet(tmp, index=False)
+    tables = {
+        "top_bottom": top_bottom(res.table, k, prompt_id=t1, drop_formatting=drop_formatting),
+        "target_scores": target_scores([p_run], [q_run], targets, metric=metric, prompt_ids=ids,
+                                       common_vocabulary="pair"),
+    }
+    for name, frame in tables.items():
+        with atomic_path(out / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    atomic_write_text(out / "join.json", json.dumps(res.report.to_dict(), indent=2) + "\n")
+    write_manifest(out / "manifest.json", build_manifest(
+        "implicit-rewards", p=p_run.model, q=q_run.model, metric=metric, join=res.report.to_dict(),
+        renormalize_shared=renormalize_shared, prompt_ids=ids, table1_prompt=t1, k=k,
+        drop_formatting=drop_formatting, targets=list(targets),
+        p_meta=p_run.meta, q_meta=q_run.meta))
+    return res

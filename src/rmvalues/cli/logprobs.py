@@ -1,0 +1,100 @@
+"""`rmvalues logprobs` and `rmvalues implicit`: LM log-prob runs and implicit reward models between
+two stored runs (thin layer over :mod:`rmvalues.engines.logprobs` and :mod:`rmvalues.implicit`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("logprobs")(logprobs_command)
+    app.command("implicit")(implicit_command)
+
+
+def logprobs_command(
+    model: Annotated[str, typer.Option(help="Hugging Face hub id or local model folder.")],
+    kind: Annotated[str, typer.Option(
+        help="instruct: chat template + generation prompt; pretrained: BOS + raw prompt.")],
+    out: Annotated[Path, typer.Option(help="Output directory (logprobs.parquet, manifest, "
+                                           "vocabulary.parquet).")],
+    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
+    gguf_file: Annotated[str | None, typer.Option(help="GGUF file inside the model folder.")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16 | auto "
+                                            "(logits are always normalised from fp32).")] = "float32",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    template: Annotated[str | None, typer.Option(
+        help='Pretrained only: text template with {prompt}, e.g. "User: {prompt}\\nAssistant:" '
+             "(FAccT); default: the raw prompt.")] = None,
+    chat_template: Annotated[str | None, typer.Option(
+        help="Instruct only: chat template (.jinja file or text) for tokenizers without one.")] = None,
+    date_string: Annotated[str, typer.Option(
+        help='"Today Date" for Llama-3.1/3.2 templates (recorded in the manifest).')] = "26 Jul 2024",
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (same-length buckets).")]
+    = 8,
+    name: Annotated[str | None, typer.Option(help="Model name stored in the table.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(
+        "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
+) -> None:
+    """Full-vocabulary next-token log-probs of a causal LM for every prompt."""
+    from rmvalues.engines.logprobs import KINDS, run_logprobs
+    from rmvalues.errors import InputError
+
+    if kind not in KINDS:
+        raise InputError(f"--kind {kind!r}: choose 'pretrained' or 'instruct'.")
+    if template is not None:
+        template = template.replace("\\n", "\n")
+    run = run_logprobs(model, kind=kind, prompts=prompts, out_dir=out,  # type: ignore[arg-type]
+                       gguf_file=gguf_file, revision=revision, dtype=dtype, device=device, template=template,
+                       chat_template=chat_template, date_string=date_string,
+                       batch_size=batch_size, trust_remote_code=trust_remote_code, name=name)
+    typer.echo(f"{run.model}: {len(run.prompt_ids)} prompts x {len(run.token_ids):,} tokens "
+               f"({run.meta['padded_rows_excluded']} padded logit rows excluded) -> "
+               f"{out.resolve()}/logprobs.parquet")
+
+
+def implicit_command(
+    p: Annotated[str, typer.Option("--p", help="Stored log-prob run of the reference model p "
+                                               "(a `rmvalues logprobs --out` directory).")],
+    q: Annotated[str, typer.Option("--q", help="Stored log-prob run of the model q; positive "
+                                               "scores = preferred by q.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    prompts: Annotated[str | None, typer.Option(
+        help="Prompt set name or comma-separated prompt ids (default: all prompts of the runs).")]
+    = None,
+    metric: Annotated[str, typer.Option(
+        help="mwlr | log_ratio | clip5 | clip10 | clip12 | clip15 | clip20 | clip30 | prob_diff | "
+             "ratio | odds_ratio")] = "mwlr",
+    join: Annotated[str, typer.Option(
+        help="exact: decoded string (duplicates by max log-prob); normalized: the paper's "
+             "normalised form.")] = "exact",
+    aggregate: Annotated[str | None, typer.Option(
+        help="Fold duplicates/variants: max | mean | logsumexp (default: max for exact, "
+             "logsumexp for normalized).")] = None,
+    renormalize: Annotated[bool, typer.Option(
+        "--renormalize", help="Renormalise both distributions over the shared tokens first.")]
+    = False,
+    k: Annotated[int, typer.Option(help="Tokens on each side of the top/bottom table.")] = 15,
+    table1_prompt: Annotated[str, typer.Option(
+        help="Prompt of the top/bottom table (mean over prompts if the runs lack it).")]
+    = "greatest_ever_one",
+    drop_formatting: Annotated[bool, typer.Option(
+        "--drop-formatting", help="Leave whitespace/Markdown/punctuation tokens out of the table.")]
+    = False,
+    targets: Annotated[str, typer.Option(help="Comma-separated target words (Fig 3).")]
+    = "Freedom,Love",
+) -> None:
+    """Implicit reward model between two stored log-prob runs (no model is loaded)."""
+    from rmvalues.implicit import write_implicit
+
+    res = write_implicit(
+        p, q, out, metric=metric, join=join, aggregate=aggregate,  # type: ignore[arg-type]
+        renormalize_shared=renormalize, prompts=prompts, k=k, table1_prompt=table1_prompt,
+        drop_formatting=drop_formatting, targets=[t.strip() for t in targets.split(",") if t.strip()],
+    )
+    typer.echo(f"{metric} of {res.q_model} over {res.p_model}: {res.report.summary()}")
+    typer.echo(f"Results in {out.resolve()}/: {metric}.parquet, top_bottom.csv, target_scores.csv, "
+               "join.json, manifest.json")

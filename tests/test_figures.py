@@ -159,9 +159,9 @@ def test_figure1_accepts_the_analysis_tables_column_names():
     result = figure1(units, tests, stars_column="stars_perm")
     assert [ax.get_title() for ax in result.figure.axes[:2]] == ["Communion", "Agency"]
     assert "*" in _texts(result.figure.axes[0]) and "***" not in _texts(result.figure.axes[0])
-    assert "Stars: stars_perm" in result.caption
+    assert "Stars: permutation tests of the Welch t" in result.caption
     welch = figure1(units, tests)
-    assert "***" in _texts(welch.figure.axes[0]) and "stars_welch" in welch.caption  # default
+    assert "***" in _texts(welch.figure.axes[0]) and "Stars: Welch t-tests" in welch.caption
 
 
 def test_figure1_names_missing_columns():

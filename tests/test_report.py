@@ -239,6 +239,8 @@ def test_reproduce_fig1a_grand_means_equal_the_statistics_tables(tmp_path, share
     for row in res.panels.itertuples():
         assert (stars.loc[(str(row.category), str(row.framing))] == row.stars).all()
     assert f"#{res.items_per_prompt} = worst" in fig1a.figure._supylabel.get_text()
+    assert res.stars_from == "p_perm"
+    assert "permutation tests of the Welch t, Bonferroni corrected" in fig1a.caption
     for f in figures:
         f.close()
     html = report_from_reproduce(report, tmp_path).read_text("utf-8")

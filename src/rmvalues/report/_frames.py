@@ -135,6 +135,23 @@ def stars_lookup(
     return lookup, source
 
 
+_TEST_NAMES = {"welch": "Welch t-tests", "perm": "permutation tests of the Welch t"}
+_CORRECTIONS = {"bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "holm": "Holm",
+                "none": "no"}
+
+
+def describe_stars(source: str, tests: pd.DataFrame | None) -> str:
+    """A caption phrase for where stars come from, e.g. "Welch t-tests, Bonferroni corrected"."""
+    if not source:
+        return ""
+    test = next((name for key, name in _TEST_NAMES.items() if key in source), "panel tests")
+    correction = ""
+    if tests is not None and "correction" in tests.columns and len(tests):
+        raw = str(tests["correction"].iloc[0])
+        correction = f", {_CORRECTIONS.get(raw, raw)} corrected"
+    return f"{test}{correction} (*** p < .001, ** p < .01, * p < .05)"
+
+
 def p_to_stars(p: float | None) -> str:
     """The analysis' star rule, with an empty label for a missing p-value."""
     import math

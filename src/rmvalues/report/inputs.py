@@ -220,11 +220,13 @@ def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> 
         if res.dataset.startswith("mfd") or _is_mfd(res.lexicon):
             inputs.mfd_units, inputs.mfd_panel_tests = res.units, res.panels
             inputs.mfd_label = label
-            inputs.options["fig1b"] = {"n_ranked": res.items_per_prompt}
+            inputs.options["fig1b"] = {"n_ranked": res.items_per_prompt,
+                                       "stars_column": _stars_column(res.stars_from)}
         else:
             inputs.units, inputs.panel_tests = res.units, res.panels
             inputs.lexicon_label = label
-            inputs.options["fig1"] = {"n_ranked": res.items_per_prompt}
+            inputs.options["fig1"] = {"n_ranked": res.items_per_prompt,
+                                      "stars_column": _stars_column(res.stars_from)}
         inputs.tables[f"{label}: mixed model, fixed effects"] = res.mixed.fixed
         inputs.tables[f"{label}: mixed model, F tests ({res.mixed.anova_type})"] = res.mixed.anova
         inputs.tables[f"{label}: median rank by framing"] = res.framing
@@ -255,6 +257,11 @@ def inputs_from_lm_values(result: Any, title: str | None = None) -> ReportInputs
         tables={f"Log-prob ranks: Type-II ANOVA ({result.formula})": result.anova},
         texts={"Log-prob values: summary": result.summary()},
         lexicons=[result.lexicon])
+
+
+def _stars_column(stars_from: str) -> str:
+    """The panel-test stars column matching a reproduction's ``stars_from`` (``p_perm`` ...)."""
+    return "stars_perm" if "perm" in stars_from else "stars_welch"
 
 
 def report_from_reproduce(

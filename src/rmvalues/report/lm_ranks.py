@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rmvalues.errors import InputError
-from rmvalues.report._frames import FRAMING_ORDER, canonical, infer_family, pick_order, stars_lookup
+from rmvalues.report._frames import (
+    FRAMING_ORDER,
+    canonical,
+    describe_stars,
+    infer_family,
+    pick_order,
+    stars_lookup,
+)
 from rmvalues.report.style import (
     DEFAULT_STYLE,
     FigureResult,
@@ -128,8 +135,5 @@ def figure2(
     caption = (f"Median log-prob rank of {lexicon_label} categories under "
                f"{' and '.join(hue_order)} (one point per prompt; 1 = most probable).")
     if stars:
-        correction = str(tests["correction"].iloc[0]) if "correction" in tests.columns else ""
-        named = {"bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "holm": "Holm"}
-        how = f"{named.get(correction, correction)} corrected" if correction else stars_source
-        caption += f" Stars: Welch t-tests per cell ({how})."
+        caption += f" Stars: {describe_stars(stars_source, tests)}."
     return FigureResult(name=stem, figure=fig, paths=paths, data=data, caption=caption)

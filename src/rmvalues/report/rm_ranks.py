@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from rmvalues.report._frames import FAMILY_ORDER, FRAMING_ORDER, canonical, pick_order, stars_lookup
+from rmvalues.report._frames import (
+    FAMILY_ORDER,
+    FRAMING_ORDER,
+    canonical,
+    describe_stars,
+    pick_order,
+    stars_lookup,
+)
 from rmvalues.report.style import (
     DEFAULT_STYLE,
     FigureResult,
@@ -152,7 +159,7 @@ def figure1(
                f"model x prompt units, {what}; dotted lines join family means; "
                f"#1 = best, #{n_ranked} = worst.")
     if stars_source:
-        caption += f" Stars: {stars_source} (*** p < .001, ** p < .01, * p < .05)."
+        caption += f" Stars: {describe_stars(stars_source, tests)}."
     return FigureResult(name=stem, figure=fig, paths=paths, data=data, caption=caption)
 
 

@@ -41,3 +41,37 @@ def preference_records(n: int = 16) -> list[dict]:
     """Prompt/chosen/rejected texts: 'good' always beats 'bad'."""
     return [{"prompt": f"Question {i}: what, in one word, is best?", "chosen": "good",
              "rejected": "bad"} for i in range(n)]
+
+
+@functools.cache
+def planted_base_dir(category_a: str = "Communion", category_b: str = "Agency",
+                     lexicon: str = "big-two-nouns", strength: float = 0.1, seed: int = 0,
+                     hidden: int = 32) -> Path:
+    """A tiny random Llama that "knows" the two categories: the embedding rows of every token of an
+    A word move along one direction, those of B words the opposite way.
+
+    A random model has no word meanings, so nothing learned on training words could transfer to
+    held-out ones; this stands in for what pretraining gives a real base model, so the injection
+    pipeline (data -> LoRA training -> sweep -> statistics) can be checked on CPU in seconds.
+    """
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from rmvalues.lexicons import load_lexicon
+
+    tok = llama_tokenizer()
+    model = LlamaForCausalLM.from_pretrained(tiny_base_dir(seed, hidden))
+    lex = load_lexicon(lexicon)
+    generator = torch.Generator().manual_seed(seed + 1)
+    direction = torch.randn(hidden, generator=generator)
+    direction /= direction.norm()
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for category, sign in ((category_a, 1.0), (category_b, -1.0)):
+            for term in lex.terms(category):
+                for token in tok.encode(term, add_special_tokens=False):
+                    weight[token] += sign * strength * direction
+    folder = _ROOT / f"planted-{category_a}-{category_b}-{strength}-{seed}-{hidden}"
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder

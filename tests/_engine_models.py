@@ -31,12 +31,17 @@ def tiny_rm_dir(family: str, seed: int = 0) -> Path:
     Gemma-2 gets a sliding window (12) shorter than its prompts and its attention soft-capping, so
     the cached path must reproduce both.
     """
-    from transformers import (Gemma2Config, Gemma2ForSequenceClassification, LlamaConfig,
-                              LlamaForSequenceClassification)
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForSequenceClassification,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+    )
 
     tok = tokenizer("llama3" if family == "llama" else "gemma2")
-    common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, num_labels=1)
+    common = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "num_labels": 1}
     torch.manual_seed(seed)
     if family == "llama":
         # pad = eos, as in several Llama RMs: transformers' pad pooling would mis-pool eos candidates.

@@ -40,7 +40,7 @@ def token_case(family):
 
 
 def test_token_slice_covers_the_hard_cases(token_case):
-    rm, split, candidates, _ = token_case
+    rm, _, candidates, _ = token_case
     tok = rm.tokenizer
     assert len(candidates) >= 2000
     ids = set(candidates.token_ids)

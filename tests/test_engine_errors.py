@@ -95,8 +95,8 @@ def test_nan_scores_name_the_candidates_and_write_nothing(tmp_path):
 
 def test_out_of_memory_halves_the_batch(monkeypatch):
     rm = tiny_rm("llama")
-    from rmvalues.models.chat import split_chat
     from rmvalues.engines.candidates import vocabulary_candidates
+    from rmvalues.models.chat import split_chat
 
     split = split_chat(rm.tokenizer, PROMPTS["only"])
     candidates = vocabulary_candidates(rm.tokenizer, range(100))
@@ -116,7 +116,7 @@ def test_out_of_memory_halves_the_batch(monkeypatch):
 
 
 def test_verify_failure_is_reported(tmp_path, monkeypatch):
-    import rmvalues.engines.reference as reference
+    from rmvalues.engines import reference
 
     real = reference.reference_score
     monkeypatch.setattr(reference, "reference_score", lambda rm, conv: real(rm, conv) + 0.5)

@@ -45,7 +45,7 @@ def test_killed_run_resumes_to_the_same_table(tmp_path):
 
 
 def test_changed_setting_does_not_reuse_shards(tmp_path):
-    first, _ = run(tmp_path)
+    run(tmp_path)
     _, calls = run(tmp_path)
     assert calls == []
     _, calls = run(tmp_path, date_string="01 Jan 2025")  # changes the Llama-3.1 prefix

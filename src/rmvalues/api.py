@@ -123,18 +123,26 @@ class _Progress:
         self._bar = None
         if not enabled:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class Rate(ProgressColumn):
-            def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
+            def render(self, task) -> Text:
                 speed = task.finished_speed or task.speed
                 return Text(f"{speed:,.0f} cand/s" if speed else "? cand/s")
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             transient=False)
+                             console=Console(stderr=True))
         self._task = self._bar.add_task(description, total=total)
         self._bar.start()
 
@@ -188,7 +196,7 @@ def verify_scores(
         delta = abs(ref - fast)
         if not delta <= worst[0]:
             worst = (delta, (prompt_id, one.texts[0], fast, ref))
-    result = {"n": int(len(rows)), "max_abs_diff": worst[0], "tolerance": tolerance}
+    result = {"n": len(rows), "max_abs_diff": worst[0], "tolerance": tolerance}
     if worst[0] > tolerance:
         prompt_id, text, fast, ref = worst[1]
         raise ScoreError(

@@ -247,8 +247,6 @@ def load_reward_model(
     one label. ``chat_template`` overrides or supplies the tokenizer's template. ``gguf_file``
     loads a GGUF backbone from the folder (dequantised; only the bundled small test models).
     """
-    import torch
-
     spec = find_model(str(model))
     local_dir, resolved = _resolve_source(model, revision, spec)
     device = device or default_device()

@@ -102,12 +102,25 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
     except (ValueError, KeyError, OSError, ImportError) as exc:
         raise ModelError(f"cannot load {base.source} as a sequence-classification model: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from exc
+    if base.gguf_file:
+        clear_gguf_quantization(model)
     if tokenizer is None:
         tokenizer = _load_model_tokenizer(local_dir, base.chat_template, base.trust_remote_code,
                                           base.gguf_file)
     if device:
         model.to(device)
     return model, tokenizer, local_dir
+
+
+def clear_gguf_quantization(model: nn.Module) -> None:
+    """GGUF weights are dequantised to float on load, yet transformers still flags the model as
+    quantised (and the Trainer then refuses to train it); the tensors are plain, so drop the flags."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def load_base_tokenizer(base: BaseModel) -> PreTrainedTokenizerBase:

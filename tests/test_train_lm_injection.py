@@ -78,3 +78,13 @@ def test_validate_metrics_on_smollm2(tmp_path) -> None:
     print(result.table.to_string())
     mwlr = result.table.set_index("metric").loc["mwlr"]
     assert mwlr["mean_rank"] < result.table["vocab_size"].iloc[0] / 100
+
+
+def test_cli_validate_metrics(tmp_path, capsys) -> None:
+    from rmvalues.cli import main
+
+    rc = main(["validate-metrics", "--base", str(tiny_base_dir()), "--out", str(tmp_path),
+               "--steps", "2", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "mwlr" in out and "log_ratio" in out and "most sensitive metric" in out

@@ -12,6 +12,8 @@ import typer
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     app.command("sweep")(sweep_command)
+    app.command("inject")(inject_command)
+    app.command("validate-metrics")(validate_metrics_command)
 
 
 def _set(option: list[str] | None) -> dict[str, object]:
@@ -94,4 +96,47 @@ def sweep_command(
         raise InputError(f"--steps {steps!r}: give comma-separated integers, e.g. 0,64,128.") from None
     result = sweep(train_dir, prompts, candidates, out, steps=chosen, batch_size=batch_size,
                    device=device, dtype=dtype, progress=not quiet)
+    typer.echo(result.summary)
+
+
+def inject_command(
+    base: Annotated[str, typer.Option(help="Base model: hub id, registry key or model folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder (train/, sweep/, injection tables).")],
+    lexicon: Annotated[str, typer.Option(help="Lexicon name or file.")] = "big-two-nouns",
+    category_a: Annotated[str, typer.Option(help="Injected (chosen) category.")] = "Communion",
+    category_b: Annotated[str, typer.Option(help="Rejected category.")] = "Agency",
+    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
+    pairs: Annotated[int, typer.Option(help="Synthetic preference pairs.")] = 400,
+    max_words: Annotated[int | None, typer.Option(help="Cap words per category.")] = None,
+    gguf_file: Annotated[str | None, typer.Option(help="GGUF weights file inside --base.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="TrainConfig field, name=value (repeatable).")] = None,
+) -> None:
+    """RM-level value injection: train A-over-B preferences, test the audit finds them held out."""
+    from rmvalues.training.config import TrainConfig
+    from rmvalues.training.injection import run_injection
+
+    result = run_injection(base, out, lexicon=lexicon, category_a=category_a,
+                           category_b=category_b, prompts=prompts, n_pairs=pairs,
+                           config=TrainConfig().replace(**_set(set_)), max_words=max_words,
+                           gguf_file=gguf_file, device=device)
+    typer.echo(result.summary)
+
+
+def validate_metrics_command(
+    base: Annotated[str, typer.Option(help="Base causal LM: hub id or model folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder (sensitivity table, adapter).")],
+    gguf_file: Annotated[str | None, typer.Option(help="GGUF weights file inside --base.")] = None,
+    steps: Annotated[int, typer.Option(help="LoRA SFT steps (paper: 50).")] = 50,
+    learning_rate: Annotated[float, typer.Option(help="LoRA SFT learning rate.")] = 2e-4,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
+) -> None:
+    """LM-level value injection (Fig A3): each implicit-reward metric's sensitivity."""
+    from rmvalues.training.lm_injection import LMInjectionConfig, validate_metrics
+
+    result = validate_metrics(base, out, gguf_file=gguf_file, device=device,
+                              config=LMInjectionConfig(max_steps=steps,
+                                                       learning_rate=learning_rate))
+    typer.echo(result.table.to_string(index=False))
     typer.echo(result.summary)

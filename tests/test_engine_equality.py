@@ -114,3 +114,23 @@ def test_sdpa_and_eager_agree_on_llama():
     a = Engine(rm_sdpa).score_prompt(split, candidates)
     b = Engine(rm_eager).score_prompt(split, candidates)
     assert np.abs(a - b).max() <= 1e-4
+
+
+def test_head_without_prefix_cache_falls_back_and_says_so(caplog):
+    import dataclasses
+
+    from rmvalues.models.heads.sequence_classification import SequenceClassificationHead
+
+    class WholeSequenceHead(SequenceClassificationHead):
+        supports_prefix_cache = False
+
+    rm = tiny_rm("llama")
+    other = dataclasses.replace(rm, head=WholeSequenceHead(rm.head.weight.data))
+    with caplog.at_level("WARNING", logger="rmvalues"):
+        engine = Engine(other, batch_size=16)
+    assert engine.mode == "full"
+    assert "full-sequence path" in caplog.text
+    split = split_chat(rm.tokenizer, PROMPT)
+    candidates = vocabulary_candidates(rm.tokenizer, range(40))
+    got = engine.score_prompt(split, candidates)
+    assert np.abs(got - Engine(rm).score_prompt(split, candidates)).max() <= 1e-4

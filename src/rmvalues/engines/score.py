@@ -40,7 +40,7 @@ ProgressCallback = Callable[[int], None]
 
 def prefix_cacheable(rm: RewardModel) -> bool:
     """Whether the head can score from a cached prefix (its state depends only on the prefix)."""
-    return bool(getattr(rm.head, "supports_prefix_cache", True))
+    return bool(rm.head.supports_prefix_cache)
 
 
 def resolve_mode(rm: RewardModel, mode: EngineMode) -> Literal["prefix", "full"]:

@@ -25,6 +25,9 @@ class RewardHead(nn.Module):
 
     head_type: ClassVar[str]
     needs_prompt_state: ClassVar[bool] = False
+    #: False for a head whose inputs are not fixed by the prefix + final state (the engine then
+    #: scores whole conversations instead of reusing the prompt's cached prefix, and says so).
+    supports_prefix_cache: ClassVar[bool] = True
     state_dict_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def prompt_position(self, prefix_ids: Sequence[int]) -> int:

@@ -189,5 +189,8 @@ def run_demo(out: str | Path, *, console: Console | None = None) -> DemoOutputs:
     console.print(f"Results in {paths.out.resolve()}/: {paths.summary_csv.name}, "
                   f"{paths.summary_parquet.name}, {paths.terms_parquet.name} (per term), "
                   f"{paths.manifest.name} (provenance)", highlight=False, soft_wrap=True)
+    from rmvalues.demo_lm import run_lm_demo  # paper §4 on SmolLM2 + Gemma-3, into <out>/lm/
+
+    run_lm_demo(out, console)
     return paths
 

@@ -107,23 +107,49 @@ def test_sweep_feeds_training_dynamics(run, tmp_path) -> None:
     pd.testing.assert_frame_equal(again.table, result.table)
 
 
-def test_resume_after_interruption_continues_from_last_checkpoint(run, tmp_path) -> None:
+_KILLED_RUN = """
+import os, signal, sys
+from transformers import TrainerCallback
+sys.path.insert(0, {tests!r})
+from _train_models import preference_records
+from rmvalues.training.config import TrainConfig
+from rmvalues.training.trainer import train_reward_model
+
+class Kill(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 4:
+            os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as a real kill
+
+config = TrainConfig.from_dict({config!r})
+train_reward_model({base!r}, preference_records(16), {out!r}, config, device="cpu",
+                   callbacks=[Kill()])
+"""
+
+
+def test_resume_after_a_kill_continues_from_last_checkpoint(run, tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
     from safetensors.torch import load_file
 
     from rmvalues.store.manifest import read_manifest
-    from rmvalues.training.trainer import TrainingInterrupted, checkpoint_dirs, train_reward_model
+    from rmvalues.training.trainer import checkpoint_dirs, train_reward_model
 
-    out = tmp_path / "interrupted"
-    with pytest.raises(TrainingInterrupted):
-        train_reward_model(tiny_base_dir(), preference_records(16), out, CONFIG, device="cpu",
-                           interrupt_after=4)
+    out = tmp_path / "killed"
+    script = _KILLED_RUN.format(tests=str(Path(__file__).parent), config=CONFIG.to_dict(),
+                                base=str(tiny_base_dir()), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]
     assert list(checkpoint_dirs(out)) == [0, 1, 2, 3, 4]
+    assert read_manifest(out / "manifest.json").fields["status"] == "running"
     before = {s: (f / "manifest.json").stat().st_mtime_ns for s, f in checkpoint_dirs(out).items()}
     resumed = train_reward_model(tiny_base_dir(), preference_records(16), out, CONFIG,
                                  device="cpu")
     assert resumed.resumed_from == 4 and resumed.steps == STEPS
     assert read_manifest(out / "manifest.json").fields["resumed_from"] == 4
-    # Only the steps after 4 ran again, and they land where the uninterrupted run did.
+    # Steps up to 4 were not redone, and the steps after land where the uninterrupted run did.
     after = {s: (f / "manifest.json").stat().st_mtime_ns for s, f in checkpoint_dirs(out).items()}
     assert all(after[s] == before[s] for s in before)
     for step in (6, 8):
@@ -133,6 +159,21 @@ def test_resume_after_interruption_continues_from_last_checkpoint(run, tmp_path)
         for key in a:
             np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-5, atol=1e-6,
                                        err_msg=key)
+
+
+def test_interrupted_save_is_ignored_on_resume(run, tmp_path) -> None:
+    """A checkpoint whose manifest never got written (killed mid-save) is not resumed from."""
+    from rmvalues.training.trainer import TrainingInterrupted, checkpoint_dirs, train_reward_model
+
+    out = tmp_path / "partial"
+    with pytest.raises(TrainingInterrupted):
+        train_reward_model(tiny_base_dir(), preference_records(16), out, CONFIG, device="cpu",
+                           interrupt_after=4)
+    (out / "checkpoint-4" / "manifest.json").unlink()
+    assert list(checkpoint_dirs(out)) == [0, 1, 2, 3]
+    resumed = train_reward_model(tiny_base_dir(), preference_records(16), out, CONFIG,
+                                 device="cpu")
+    assert resumed.resumed_from == 3 and resumed.steps == STEPS
 
 
 def test_other_settings_in_the_same_folder_are_refused(run) -> None:

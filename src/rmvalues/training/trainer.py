@@ -256,6 +256,7 @@ def train_reward_model(
     device: str | None = None,
     resume: bool = True,
     interrupt_after: int | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train a Bradley–Terry LoRA reward model on preference ``data`` from ``base`` into ``out``.
 
@@ -264,7 +265,8 @@ def train_reward_model(
     the data is checked before training starts. With ``resume`` (default) a folder holding an
     interrupted run of the same settings continues from its last checkpoint; a folder holding a
     different run is refused. ``interrupt_after`` stops after the first save at or past that step
-    (raising :class:`TrainingInterrupted`), for testing resumption.
+    (raising :class:`TrainingInterrupted`), for testing resumption. ``callbacks``: more
+    ``transformers.TrainerCallback`` objects, run after the checkpoint callback.
     """
     import torch
 
@@ -332,7 +334,7 @@ def train_reward_model(
         args.use_cpu = True
     trainer = RewardTrainer(model=peft_model, args=args, train_dataset=data.to_dataset(),
                             processing_class=tokenizer,
-                            callbacks=[callback.as_trainer_callback()])
+                            callbacks=[callback.as_trainer_callback(), *callbacks])
     if trainer.processing_class.pad_token_id != pad["pad_token_id"]:
         raise ModelError("the trainer changed the pad token; report this as a bug.")
     trainer.train(resume_from_checkpoint=str(resume_from[1]) if resume_from else None)
@@ -344,7 +346,9 @@ def train_reward_model(
         resumed_from=resume_from[0] if resume_from else None,
         log_history=trainer.state.log_history))
     elapsed = time.perf_counter() - started
+    dropped = data.stats.get("too_long_dropped", 0)
     summary = (f"trained {total} step(s) on {len(data):,} pairs in {elapsed:.1f}s"
+               + (f" ({dropped} over-long pair(s) dropped)" if dropped else "")
                + (f" (resumed from step {resume_from[0]})" if resume_from else "")
                + f"; {len(steps)} checkpoints ({', '.join(map(str, steps))}) -> {out}")
     return TrainResult(out=out, steps=steps, total_steps=total,

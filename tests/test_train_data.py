@@ -146,3 +146,32 @@ def test_empty_after_subsampling_and_over_long() -> None:
         load_preference_data(long, tok, max_length=20)
     mixed = load_preference_data(long + preference_records(2), tok, max_length=60)
     assert len(mixed) == 2 and mixed.stats["too_long_dropped"] == 3
+
+
+def test_hub_ids_go_through_load_dataset(monkeypatch) -> None:
+    """Hub ids reach ``datasets.load_dataset`` with the preset config; Unified-Feedback ties drop."""
+    import datasets
+
+    calls = []
+    uf = [{"conv_A": CONV, "conv_B": CONV_B, "conv_A_rating": 5, "conv_B_rating": 1},
+          {"conv_A": CONV, "conv_B": CONV_B, "conv_A_rating": 2, "conv_B_rating": 2},
+          {"conv_A": CONV_B, "conv_B": CONV, "conv_A_rating": 1, "conv_B_rating": 4}]
+
+    def fake(path, name=None, split=None, **kwargs):
+        calls.append((path, name, split))
+        return datasets.Dataset.from_list(uf)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    data = load_preference_data("llm-blender/Unified-Feedback", llama_tokenizer())
+    assert calls == [("llm-blender/Unified-Feedback", "all", "train")]
+    assert len(data) == 2 and data.stats["ties_dropped"] == 1
+    assert data.chosen_ids[0] == data.chosen_ids[1]  # the higher-rated side is chosen either way
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(InputError, match=r"hub dataset 'Skywork/.*could not be loaded.*local"):
+        load_preference_data("Skywork/Skywork-Reward-Preference-80K-v0.2", llama_tokenizer())
+    with pytest.raises(InputError, match="not a hub dataset id"):
+        read_records("no-such-file-or-id")

@@ -107,3 +107,21 @@ def test_bad_inputs_give_one_clear_line(tiny_model_dirs, tmp_path, capsys):
     code, text = _cli(capsys, "implicit", "--p", "meta-llama/Llama-3.2-3B", "--q", tmp_path / "a",
                       "--out", tmp_path / "c")
     assert code == 2 and "not a stored log-prob run" in text and "rmvalues logprobs" in text
+
+
+def test_pickled_weights_are_refused(tiny_model_dirs, tmp_path, capsys):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    model, _ = tiny_model_dirs
+    pickled = tmp_path / "pickled"
+    shutil.copytree(model, pickled)
+    for f in pickled.glob("*.safetensors"):
+        torch.save(load_file(f), pickled / "pytorch_model.bin")
+        f.unlink()
+    code, text = _cli(capsys, "logprobs", "--model", pickled, "--kind", "pretrained",
+                      "--prompts", "facct-3", "--out", tmp_path / "x")
+    assert code == 2 and "safetensors" in text
+    assert not (tmp_path / "x" / "logprobs.parquet").exists()

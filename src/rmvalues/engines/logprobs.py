@@ -438,7 +438,8 @@ def run_logprobs(
     from rmvalues.models.tokenizers import decoded_vocabulary, vocabulary_table
 
     lm = load_causal_lm(model, revision=revision, gguf_file=gguf_file, dtype=dtype, device=device,
-                        trust_remote_code=trust_remote_code, chat_template=chat_template, name=name)
+                        trust_remote_code=trust_remote_code, chat_template=chat_template, name=name,
+                        require_chat_template=kind == "instruct")
     prompt_set = prompts if isinstance(prompts, str) else getattr(prompts, "name", None)
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,

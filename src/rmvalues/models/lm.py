@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rmvalues.errors import ModelError
+from rmvalues.errors import ModelError, TemplateError
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -58,12 +58,14 @@ def load_causal_lm(
     local_files_only: bool = False,
     chat_template: str | Path | None = None,
     name: str | None = None,
+    require_chat_template: bool = False,
 ) -> LoadedLM:
     """Load a causal LM and its tokenizer from a hub id or a local folder, in eval mode.
 
     ``gguf_file`` names a GGUF file inside the folder (transformers dequantises it to ``dtype``);
     otherwise only safetensors weights are accepted. ``chat_template`` (a .jinja path or text)
-    attaches or overrides the tokenizer's template.
+    attaches or overrides the tokenizer's template; ``require_chat_template`` fails right after the
+    tokenizer loads (before the weights) when there is none.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -94,6 +96,16 @@ def load_causal_lm(
             info["gguf_sha256"] = sha256_file(path / gguf_file)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        if chat_template is not None:
+            from rmvalues.models.tokenizers import _read_template
+
+            tokenizer.chat_template = _read_template(chat_template)
+        if require_chat_template and not getattr(tokenizer, "chat_template", None):
+            raise TemplateError(
+                f"{source!r} has no chat template, so it cannot be run as --kind instruct; pass "
+                "--chat-template (a .jinja file or the template text) naming the template it was "
+                "tuned with, or use --kind pretrained."
+            )
         weights = {} if gguf_file is not None else {"use_safetensors": True}
         lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **weights, **common)
     except (OSError, ValueError) as exc:
@@ -103,10 +115,6 @@ def load_causal_lm(
             "access (or pass a local folder); weights must be safetensors or GGUF (--gguf-file); for "
             "a model with custom code pass trust_remote_code=True if you trust it."
         ) from exc
-    if chat_template is not None:
-        from rmvalues.models.tokenizers import _read_template
-
-        tokenizer.chat_template = _read_template(chat_template)
     lm.eval()
     lm.to(device)
     info["commit"] = getattr(lm.config, "_commit_hash", None)

@@ -119,6 +119,15 @@ def test_instruct_without_chat_template_asks_for_one(tiny_llama, llama3_tokenize
     tok.chat_template = None
     with pytest.raises(TemplateError, match="no chat template.*--chat-template"):
         compute_logprobs(tiny_llama, tok, {"a": "Hi"}, kind="instruct", model_name="tiny")
+    # a template given as a file fixes it
+    from rmvalues.assets import asset_path
+
+    path = asset_path("chat-templates", "google-gemma-2-2b-it.jinja")
+    run = compute_logprobs(tiny_llama, tok, {"a": "Hi"}, kind="instruct", model_name="tiny",
+                           chat_template=path)
+    (ids,) = prompt_input_ids(tok, ["Hi"], kind="instruct", chat_template=path)
+    assert tok.decode(ids).endswith("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+    assert run.meta["date_string"] is None and run.logprobs.shape == (1, LLAMA3_VOCAB)
 
 
 def test_run_round_trip_through_parquet(tiny_llama, llama3_tokenizer, tmp_path):

@@ -251,7 +251,7 @@ def prompt_input_ids(
     *,
     kind: Kind,
     template: str | None = None,
-    chat_template: str | None = None,
+    chat_template: str | Path | None = None,
     date_string: str | None = None,
     add_bos: bool = True,
     model: str = "the model",
@@ -268,7 +268,12 @@ def prompt_input_ids(
     if kind == "instruct":
         from rmvalues.models.chat import DEFAULT_DATE_STRING
 
-        source = chat_template or getattr(tokenizer, "chat_template", None)
+        if chat_template is not None:
+            from rmvalues.models.tokenizers import read_chat_template
+
+            source = read_chat_template(chat_template)
+        else:
+            source = getattr(tokenizer, "chat_template", None)
         if isinstance(source, dict):
             source = source.get("default")
         if not source:
@@ -378,7 +383,7 @@ def compute_logprobs(
     kind: Kind,
     model_name: str,
     template: str | None = None,
-    chat_template: str | None = None,
+    chat_template: str | Path | None = None,
     date_string: str | None = None,
     batch_size: int = 8,
     tokens: Sequence[str] | None = None,
@@ -404,7 +409,12 @@ def compute_logprobs(
         "input_lengths": [len(s) for s in ids],
     }
     if kind == "instruct":
-        source = chat_template or tokenizer.chat_template
+        if chat_template is not None:
+            from rmvalues.models.tokenizers import read_chat_template
+
+            source = read_chat_template(chat_template)
+        else:
+            source = tokenizer.chat_template
         meta["template_hash"] = template_hash(source)
         meta["date_string"] = (date_string or DEFAULT_DATE_STRING) if "date_string" in source \
             else None

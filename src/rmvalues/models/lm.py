@@ -97,9 +97,9 @@ def load_causal_lm(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         if chat_template is not None:
-            from rmvalues.models.tokenizers import _read_template
+            from rmvalues.models.tokenizers import read_chat_template
 
-            tokenizer.chat_template = _read_template(chat_template)
+            tokenizer.chat_template = read_chat_template(chat_template)
         if require_chat_template and not getattr(tokenizer, "chat_template", None):
             raise TemplateError(
                 f"{source!r} has no chat template, so it cannot be run as --kind instruct; pass "

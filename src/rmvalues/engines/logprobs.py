@@ -1,7 +1,7 @@
 """Full-vocabulary next-token log-probabilities of a causal LM for each prompt (paper §4).
 
 For every prompt: one forward pass, the last position's logits in fp32, ``log_softmax`` over the
-tokenizer's vocabulary. Logit rows beyond the tokenizer's vocabulary (embedding matrices padded to a
+tokenizer's vocabulary (the normaliser summed in float64). Logit rows beyond the tokenizer's vocabulary (embedding matrices padded to a
 multiple of 64/128) are dropped before the softmax, so they take no probability mass.
 
 Prompts are built per ``kind``: ``instruct`` renders ``[user: prompt]`` with the chat template and the
@@ -328,8 +328,8 @@ def next_token_logprobs(
 
     Prompts are batched by bucketing: only sequences of the same length share a forward pass, so
     there is no padding at all. (Left padding with position ids is equal in exact arithmetic, but on
-    CPU it changes fp32 reduction order and moved SmolLM2 log-probs by ~3e-5; buckets reproduce the
-    unbatched forward bit for bit.) Logits of all positions are computed — asking for the last one
+    CPU it changes fp32 reduction order and moved SmolLM2 log-probs by ~3e-5; same-length buckets
+    reproduced the unbatched forward exactly in our CPU tests.) Logits of all positions are computed — asking for the last one
     only switches the output projection to a matrix-vector kernel with its own rounding — and rows
     ≥ ``vocab_size`` (padded embedding rows) are dropped before the ``log_softmax``.
     """

@@ -24,30 +24,35 @@ app = typer.Typer(
 app.add_typer(assets_cli.app, name="assets")
 
 
+# Command modules: (module, group). A group name mounts the module's typer ``app`` under it; ``None``
+# calls the module's ``register(app)`` to add top-level commands. Modules land one issue at a time.
+_COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
+    ("rmvalues.cli.lexicons", "lexicons"),
+    ("rmvalues.cli.prompts", "prompts"),
+    ("rmvalues.cli.demo", None),
+    ("rmvalues.cli.score", None),
+    ("rmvalues.cli.analyze", None),
+    ("rmvalues.cli.logprobs", None),
+    ("rmvalues.cli.report", None),
+    ("rmvalues.cli.train", None),
+)
+
+
 def _register_optional_groups() -> None:
-    """Attach command groups whose modules exist (groups land one issue at a time)."""
+    """Attach the command modules that exist."""
     import importlib
 
-    for module_name, group in [
-        ("rmvalues.cli.lexicons", "lexicons"),
-        ("rmvalues.cli.prompts", "prompts"),
-    ]:
+    for module_name, group in _COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 raise
             continue
-        app.add_typer(module.app, name=group)
-    for module_name in ["rmvalues.cli.demo", "rmvalues.cli.score", "rmvalues.cli.analyze",
-                        "rmvalues.cli.logprobs", "rmvalues.cli.report", "rmvalues.cli.train"]:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(app)
+        if group is None:
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=group)
 
 
 _register_optional_groups()

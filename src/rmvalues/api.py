@@ -276,8 +276,9 @@ def score(
     try:
         for pid, text in pairs:
             split = splits[pid]
-            key = stable_hash({**base_config, "prompt": text, **conversation_kwargs(split),
-                               "template_hash": split.template_hash})
+            # Everything that affects this prompt's numbers; batch size and engine path are left
+            # out on purpose (tests hold them equal), so an OOM-halved run still resumes.
+            key = stable_hash({**base_config, "prompt": text, **conversation_kwargs(split)})
             keys[pid] = key
             frame = store.load(pid, key) if store is not None else None
             if frame is not None:

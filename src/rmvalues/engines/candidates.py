@@ -61,7 +61,7 @@ class CandidateSet:
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
-    """Ids of special and added tokens (control tokens, chat markers, byte-fallback excluded)."""
+    """Ids of special and added tokens (control tokens, chat markers, reserved slots)."""
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     return set(tokenizer.all_special_ids) | set(added)
 

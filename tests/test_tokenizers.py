@@ -175,6 +175,9 @@ def test_load_tokenizer_errors(tmp_path) -> None:
         load_tokenizer(asset_path("qwen-tokenizer"), chat_template="missing.jinja")
     with pytest.raises(ModelError, match="could not load the tokenizer"):
         load_tokenizer(tmp_path)  # an empty folder
+    (tmp_path / "tokenizer.json").write_text('{"model": 1}', "utf-8")
+    with pytest.raises(ModelError, match="could not load the tokenizer"):
+        load_tokenizer(tmp_path)  # a malformed tokenizer.json
     with pytest.raises(ModelError, match="hub or its local cache"):
         load_tokenizer("nobody-here/no-such-model", local_files_only=True)
     with pytest.raises(ModelError, match="unknown bundled tokenizer"):

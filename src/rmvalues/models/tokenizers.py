@@ -87,10 +87,11 @@ def load_tokenizer(
             source, revision=revision, trust_remote_code=trust_remote_code, local_files_only=local,
             **extra,
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError, ValueError, and the tokenizers library's bare Exception
         where = "the folder" if path.is_dir() else "the Hugging Face hub or its local cache"
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ModelError(
-            f"could not load the tokenizer of {source!r} from {where}: {str(exc).splitlines()[0]} "
+            f"could not load the tokenizer of {source!r} from {where}: {first} "
             "Check the id/revision and network access (or download it and pass the local folder); "
             "for a model with custom code pass trust_remote_code=True if you trust it."
         ) from exc

@@ -7,14 +7,17 @@ real token id valid; hidden size 32 and 2 layers keep them fast.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
 _ROOT = Path(tempfile.mkdtemp(prefix="rmvalues-engine-tests-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 
 
 @functools.cache

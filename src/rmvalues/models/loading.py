@@ -105,7 +105,9 @@ def _resolve_source(
     """Local folder holding the model (a hub snapshot for hub ids) and the resolved commit sha."""
     path = Path(model).expanduser()
     if path.is_dir():
-        return path, revision
+        if revision is not None:
+            raise ModelError(f"--revision {revision} applies to hub ids, not to the folder {path}")
+        return path, None
     text = str(model)
     if spec is not None:
         text, revision = spec.hub_id, revision or spec.revision

@@ -272,7 +272,7 @@ def score(
     }
     store = ShardStore(out, rm.name) if out is not None else None
     bar = _Progress(progress, len(pairs) * len(cands), f"scoring {rm.name}")
-    frames, keys, resumed = [], {}, 0
+    frames, keys, resumed, scored, scoring_seconds = [], {}, 0, 0, 0.0
     try:
         for pid, text in pairs:
             split = splits[pid]
@@ -285,11 +285,14 @@ def score(
                 resumed += 1
                 bar.advance(len(cands))
             else:
+                tick = time.perf_counter()
                 if paper_compatible:
                     scores = engine.score_conversations(
                         _conversations(rm, split, cands, True), bar.advance)
                 else:
                     scores = engine.score_prompt(split, cands, bar.advance)
+                scoring_seconds += time.perf_counter() - tick
+                scored += len(cands)
                 _check_finite(scores, cands, rm.name, pid)
                 frame = _frame(rm.name, pid, cands, scores)
                 if store is not None:
@@ -335,8 +338,9 @@ def score(
     path = None
     if store is not None:
         path = store.write_table(table, build_manifest("rm-scores", **fields))
-    rate = len(table) / max(elapsed, 1e-9)
-    notes = [f"{rate:,.0f} candidates/s", fields["engine"]]
+    notes = [fields["engine"]]
+    if scored:
+        notes.insert(0, f"{scored / max(scoring_seconds, 1e-9):,.0f} candidates/s")
     if resumed:
         notes.append(f"{resumed} shard(s) resumed")
     if verification:

@@ -42,9 +42,9 @@ CHAT_TEMPLATE_HINT = (
 def template_source(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None) -> str:
     """The Jinja text that will render conversations: the override, else the tokenizer's own."""
     if chat_template is not None:
-        from rmvalues.models.tokenizers import _read_template
+        from rmvalues.models.tokenizers import read_chat_template
 
-        return _read_template(chat_template)
+        return read_chat_template(chat_template)
     own = getattr(tokenizer, "chat_template", None)
     if isinstance(own, dict):  # named templates: the default one renders plain conversations
         own = own.get("default")

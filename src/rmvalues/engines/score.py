@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rmvalues.errors import ModelError, ScoreError
+from rmvalues.errors import InputError, ModelError, ScoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -45,6 +45,8 @@ def prefix_cacheable(rm: RewardModel) -> bool:
 
 def resolve_mode(rm: RewardModel, mode: EngineMode) -> Literal["prefix", "full"]:
     """The path to run: prefix caching unless asked otherwise or the head cannot use it (logged)."""
+    if mode not in ("auto", "prefix", "full"):
+        raise InputError(f"unknown engine mode {mode!r}; use auto, prefix or full")
     if mode == "full":
         return "full"
     if not prefix_cacheable(rm):

@@ -66,7 +66,11 @@ def test_without_category_knowledge_nothing_transfers(tmp_path) -> None:
 @pytest.mark.skipif(not os.environ.get("RMVALUES_SMOLLM2_INJECTION"),
                     reason="opt-in (minutes on CPU): set RMVALUES_SMOLLM2_INJECTION=1")
 def test_injection_on_smollm2(tmp_path) -> None:
-    """The issue's set-up on a real pretrained backbone: SmolLM2-135M-Instruct (GGUF)."""
+    """The issue's set-up on a real pretrained backbone: SmolLM2-135M-Instruct (GGUF).
+
+    Observed on CPU (100 steps, ~11 min on a shared 2-core machine): held-out Communion words'
+    median rank 10.2 -> 8.0 among 19 held-out words, better on 16/16 held-out prompts, p = 2.1e-4.
+    """
     from rmvalues.assets import asset_path
 
     gguf = asset_path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")

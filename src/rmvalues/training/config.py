@@ -109,7 +109,7 @@ class TrainConfig:
             modules_to_save=list(self.modules_to_save), bias="none",
         )
 
-    def reward_config(self, output_dir: str | Path) -> RewardConfig:
+    def reward_config(self, output_dir: str | Path, *, use_cpu: bool = False) -> RewardConfig:
         """TRL's RewardConfig; saving is driven by our checkpoint schedule, not by TRL's."""
         from trl import RewardConfig
 
@@ -134,5 +134,6 @@ class TrainConfig:
             remove_unused_columns=False,
             disable_dropout=False,  # TRL's default would silence the LoRA dropout of the recipe
             dataloader_num_workers=0,
+            use_cpu=use_cpu,
             **self.extra,
         )

@@ -329,9 +329,7 @@ def train_reward_model(
                                   every=config.checkpoint_every,
                                   include_last=config.checkpoint_last)
     callback = _CheckpointCallback(out, schedule, fields, tokenizer, pad, interrupt_after)
-    args = config.reward_config(out)
-    if device == "cpu":
-        args.use_cpu = True
+    args = config.reward_config(out, use_cpu=device == "cpu")
     trainer = RewardTrainer(model=peft_model, args=args, train_dataset=data.to_dataset(),
                             processing_class=tokenizer,
                             callbacks=[callback.as_trainer_callback(), *callbacks])

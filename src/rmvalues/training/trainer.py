@@ -123,6 +123,17 @@ def clear_gguf_quantization(model: nn.Module) -> None:
         del model.config.quantization_config
 
 
+def pin_base(base: BaseModel) -> BaseModel:
+    """``base`` with a hub id's resolved commit sha, so sweeps reload exactly what was trained."""
+    from dataclasses import replace
+
+    from rmvalues.models.loading import _resolve_source
+    from rmvalues.models.registry import find_model
+
+    _, resolved = _resolve_source(base.source, base.revision, find_model(base.source))
+    return replace(base, revision=resolved) if resolved and not base.revision else base
+
+
 def load_base_tokenizer(base: BaseModel) -> PreTrainedTokenizerBase:
     """The base model's tokenizer (with ``base.chat_template`` applied), without the weights."""
     from rmvalues.models.loading import _load_model_tokenizer, _resolve_source
@@ -282,6 +293,7 @@ def train_reward_model(
     started = time.perf_counter()
 
     # The data are read, checked and tokenised before the model is loaded: bad input fails fast.
+    base = pin_base(base)
     tokenizer = load_base_tokenizer(base)
     if not isinstance(data, PreferenceData):
         data = load_preference_data(data, tokenizer, every=every, size=size, seed=config.seed,

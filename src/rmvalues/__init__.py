@@ -6,3 +6,26 @@ transformers) are imported only by the stages that need them.
 """
 
 __version__ = "0.1.0"
+
+# The Python API, re-exported lazily so `import rmvalues` stays light (no torch until used).
+_LAZY = {
+    "score": ("rmvalues.api", "score"),
+    "load_lexicon": ("rmvalues.lexicons", "load_lexicon"),
+    "load_prompt_set": ("rmvalues.prompts", "load_prompt_set"),
+    "analyze": ("rmvalues.analysis", "analyze"),
+    "reproduce": ("rmvalues.analysis", "reproduce"),
+    "run_logprobs": ("rmvalues.engines.logprobs", "run_logprobs"),
+    "implicit_rewards": ("rmvalues.implicit", "implicit_rewards"),
+    "write_report": ("rmvalues.report", "write_report"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'rmvalues' has no attribute {name!r}")

@@ -239,7 +239,7 @@ def score(
     exceeds ``verify_tolerance`` (default by dtype). ``on_shard`` is called after each new shard.
     """
     from rmvalues.engines.candidates import resolve_candidates
-    from rmvalues.store.manifest import build_manifest, library_versions, stable_hash
+    from rmvalues.store.manifest import build_manifest
     from rmvalues.store.shards import ShardStore, check_writable
 
     started = time.perf_counter()
@@ -254,7 +254,7 @@ def score(
                device=device, chat_template=chat_template, trust_remote_code=trust_remote_code)
     cands = resolve_candidates(candidates, rm.tokenizer)
     from rmvalues.engines.score import Engine
-    from rmvalues.models.chat import conversation_kwargs, split_chat
+    from rmvalues.models.chat import split_chat
 
     batch = batch_size or (rm.spec.batch_size if rm.spec else 64)
     engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode)
@@ -262,23 +262,14 @@ def score(
                               chat_template=chat_template)
               for pid, text in pairs}
     provenance = rm.provenance()
-    versions = library_versions()
-    base_config = {
-        "engine_version": ENGINE_VERSION,
-        "provenance": provenance,
-        "libraries": {k: versions.get(k) for k in ("torch", "transformers", "tokenizers")},
-        "candidates": cands.content_hash(),
-        "paper_compatible": paper_compatible,
-    }
+    base_config = shard_config(rm, cands, paper_compatible=paper_compatible)
     store = ShardStore(out, rm.name) if out is not None else None
     bar = _Progress(progress, len(pairs) * len(cands), f"scoring {rm.name}")
     frames, keys, resumed, scored, scoring_seconds = [], {}, 0, 0, 0.0
     try:
         for pid, text in pairs:
             split = splits[pid]
-            # Everything that affects this prompt's numbers; batch size and engine path are left
-            # out on purpose (tests hold them equal), so an OOM-halved run still resumes.
-            key = stable_hash({**base_config, "prompt": text, **conversation_kwargs(split)})
+            key = shard_key(base_config, text, split)
             keys[pid] = key
             frame = store.load(pid, key) if store is not None else None
             if frame is not None:
@@ -286,19 +277,12 @@ def score(
                 bar.advance(len(cands))
             else:
                 tick = time.perf_counter()
-                if paper_compatible:
-                    scores = engine.score_conversations(
-                        _conversations(rm, split, cands, True), bar.advance)
-                else:
-                    scores = engine.score_prompt(split, cands, bar.advance)
+                frame = score_shard(engine, pid, split, cands, paper_compatible=paper_compatible,
+                                    on_batch=bar.advance)
                 scoring_seconds += time.perf_counter() - tick
                 scored += len(cands)
-                _check_finite(scores, cands, rm.name, pid)
-                frame = _frame(rm.name, pid, cands, scores)
                 if store is not None:
-                    store.save(pid, key, frame, build_manifest(
-                        "rm-scores-shard", prompt_id=pid, prompt=text, shard_key=key,
-                        **base_config, **conversation_kwargs(split)))
+                    store.save(pid, key, frame, shard_manifest(base_config, pid, text, key, split))
                     if on_shard is not None:
                         on_shard(pid)
             frames.append(frame)
@@ -349,6 +333,59 @@ def score(
                f"{len(table):,} scores in {elapsed:.1f}s ({', '.join(notes)})"
                + (f" -> {path}" if path else ""))
     return ScoreResult(table=table, path=path, summary=summary, manifest=fields)
+
+
+def shard_config(rm: RewardModel, candidates: CandidateSet, *,
+                 paper_compatible: bool = False) -> dict[str, Any]:
+    """What every shard key of one model's run hashes besides the prompt (model, libraries, candidates).
+
+    A hook for :mod:`rmvalues.scale`: a unit scoring a slice of the candidates passes that slice, so
+    its key differs from the whole prompt's, while the whole set gives exactly :func:`score`'s key.
+    """
+    from rmvalues.store.manifest import library_versions
+
+    versions = library_versions()
+    return {
+        "engine_version": ENGINE_VERSION,
+        "provenance": rm.provenance(),
+        "libraries": {k: versions.get(k) for k in ("torch", "transformers", "tokenizers")},
+        "candidates": candidates.content_hash(),
+        "paper_compatible": paper_compatible,
+    }
+
+
+def shard_key(config: Mapping[str, Any], prompt_text: str, split: ChatSplit) -> str:
+    """The key of one prompt's shard: :func:`shard_config` plus the prompt and its conversation."""
+    from rmvalues.models.chat import conversation_kwargs
+    from rmvalues.store.manifest import stable_hash
+
+    # Everything that affects this prompt's numbers; batch size and engine path are left out on
+    # purpose (tests hold them equal), so an OOM-halved run still resumes.
+    return stable_hash({**config, "prompt": prompt_text, **conversation_kwargs(split)})
+
+
+def shard_manifest(config: Mapping[str, Any], prompt_id: str, prompt_text: str, key: str,
+                   split: ChatSplit, **extra: Any):
+    """The manifest written beside one shard."""
+    from rmvalues.models.chat import conversation_kwargs
+    from rmvalues.store.manifest import build_manifest
+
+    return build_manifest("rm-scores-shard", prompt_id=prompt_id, prompt=prompt_text,
+                          shard_key=key, **config, **conversation_kwargs(split), **extra)
+
+
+def score_shard(engine: Any, prompt_id: str, split: ChatSplit, candidates: CandidateSet, *,
+                paper_compatible: bool = False,
+                on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """One prompt x ``candidates`` scored by ``engine`` (an :class:`~rmvalues.engines.score.Engine`),
+    checked finite, as a results frame in candidate order."""
+    rm = engine.rm
+    if paper_compatible:
+        scores = engine.score_conversations(_conversations(rm, split, candidates, True), on_batch)
+    else:
+        scores = engine.score_prompt(split, candidates, on_batch)
+    _check_finite(scores, candidates, rm.name, prompt_id)
+    return _frame(rm.name, prompt_id, candidates, scores)
 
 
 def _early_candidates(candidates: Any) -> Any:

@@ -175,3 +175,20 @@ def test_hub_ids_go_through_load_dataset(monkeypatch) -> None:
         load_preference_data("Skywork/Skywork-Reward-Preference-80K-v0.2", llama_tokenizer())
     with pytest.raises(InputError, match="not a hub dataset id"):
         read_records("no-such-file-or-id")
+
+
+def test_hub_base_is_pinned_and_gguf_flags_cleared(monkeypatch, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from rmvalues.models import loading
+    from rmvalues.training.trainer import BaseModel, clear_gguf_quantization, pin_base
+
+    sha = "a" * 40
+    monkeypatch.setattr(loading, "_resolve_source", lambda model, revision, spec: (tmp_path, sha))
+    assert pin_base(BaseModel("owner/model")).revision == sha
+    assert pin_base(BaseModel("owner/model", revision="main")).revision == "main"
+    model = SimpleNamespace(hf_quantizer=object(), is_quantized=True,
+                            config=SimpleNamespace(quantization_config={"quant_method": "gguf"}))
+    clear_gguf_quantization(model)
+    assert model.hf_quantizer is None and not model.is_quantized
+    assert not hasattr(model.config, "quantization_config")

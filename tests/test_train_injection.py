@@ -81,3 +81,15 @@ def test_injection_on_smollm2(tmp_path) -> None:
     print(result.summary)
     assert result.median_rank_end < result.median_rank_start
     assert result.p_value < 0.01, result.summary
+
+
+def test_cli_inject(tmp_path, capsys) -> None:
+    from _train_models import tiny_base_dir
+    from rmvalues.cli import main
+
+    rc = main(["inject", "--base", str(tiny_base_dir()), "--out", str(tmp_path), "--pairs", "8",
+               "--max-words", "6", "--device", "cpu", "--set", "max_steps=2",
+               "--set", "per_device_train_batch_size=4", "--set", "gradient_accumulation_steps=1"])
+    assert rc == 0, capsys.readouterr().err
+    assert "Communion over Agency" in capsys.readouterr().out
+    assert (tmp_path / "injection.manifest.json").is_file()

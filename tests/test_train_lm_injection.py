@@ -70,6 +70,9 @@ def test_validate_metrics_end_to_end(tmp_path) -> None:
 @pytest.mark.skipif(not os.environ.get("RMVALUES_SMOLLM2_INJECTION"),
                     reason="opt-in (minutes on CPU): set RMVALUES_SMOLLM2_INJECTION=1")
 def test_validate_metrics_on_smollm2(tmp_path) -> None:
+    """Observed on CPU (50 steps, 150 s): first tokens of the 10 Authority words on 9 held-out
+    prompts, vocabulary 49,152 - mwlr mean rank 70 (median 30), top-10 hits 2.2, top-100 hits 7.9;
+    log_ratio 130 (105), 1.6, 4.9; best mean rank clip15 47.7; clip5 17,478 (floors everything)."""
     from rmvalues.assets import asset_path
 
     gguf = asset_path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")

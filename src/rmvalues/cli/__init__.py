@@ -31,6 +31,7 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.prompts", "prompts"),
     ("rmvalues.cli.demo", None),
     ("rmvalues.cli.score", None),
+    ("rmvalues.cli.plan", None),
     ("rmvalues.cli.analyze", None),
     ("rmvalues.cli.logprobs", None),
     ("rmvalues.cli.report", None),

@@ -40,6 +40,14 @@ def score_command(
     trust_remote_code: Annotated[bool, typer.Option(
         "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    executor: Annotated[str | None, typer.Option(
+        help="local | accelerate | slurm | ray: run as a plan of units (see `rmvalues plan`).")] = None,
+    executor_config: Annotated[Path | None, typer.Option(
+        help="Executor options (YAML/TOML, one section per executor).")] = None,
+    shard_size: Annotated[int | None, typer.Option(
+        help="With --executor: candidates per unit (default: one unit per prompt).")] = None,
+    device_map: Annotated[str | None, typer.Option(
+        help="With --executor: 'auto' shards one large model over the node's GPUs.")] = None,
 ) -> None:
     """Score every prompt x candidate with a reward model; re-running resumes unfinished shards."""
     import logging
@@ -53,6 +61,22 @@ def score_command(
     logger = logging.getLogger("rmvalues")
     if not logger.handlers:
         logger.addHandler(RichHandler(console=console, show_path=False))
+    if executor or executor_config or shard_size or device_map:
+        from rmvalues.errors import InputError
+        from rmvalues.scale import RunSpec, execute
+
+        if verify:
+            raise InputError("--verify runs on the plain path: run `rmvalues score --verify N` "
+                             "without --executor afterwards (it resumes every finished shard)")
+
+        spec = RunSpec.build(
+            model, prompts, candidates, revision=revision, batch_size=batch_size, dtype=dtype,
+            attn_implementation=attn_implementation, device=device, device_map=device_map,
+            date_string=date_string, chat_template=chat_template,
+            paper_compatible=paper_compatible, trust_remote_code=trust_remote_code,
+            shard_size=shard_size)
+        typer.echo(execute(spec, out, executor, executor_config).summary)
+        return
     result = score(
         model, prompts, candidates, out, revision=revision, batch_size=batch_size, dtype=dtype,
         attn_implementation=attn_implementation, device=device, date_string=date_string,

@@ -57,6 +57,13 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def placement_device(device: str | None, device_map: str | None = None) -> str:
+    """The device inputs go to: ``device``, else cuda when present (``device_map`` spreads the rest)."""
+    if device_map is not None and device is not None:
+        raise ModelError(f"give either --device ({device}) or device_map={device_map!r}, not both")
+    return device or default_device()
+
+
 @dataclass
 class RewardModel:
     """A loaded reward model: backbone (returns hidden states), our head, tokenizer, provenance."""
@@ -192,6 +199,7 @@ def _load_backbone(
     attn_implementation: str | None,
     trust_remote_code: bool,
     gguf_file: str | None,
+    device_map: str | None = None,
 ) -> nn.Module:
     """The checkpoint's transformer body (``AutoModel``), with every body weight present."""
     from transformers import AutoConfig, AutoModel
@@ -212,6 +220,8 @@ def _load_backbone(
         load_kwargs["use_safetensors"] = True
     if attn_implementation:
         load_kwargs["attn_implementation"] = attn_implementation
+    if device_map is not None:  # accelerate spreads the layers over the node's GPUs (27B-70B)
+        load_kwargs["device_map"] = device_map
     try:
         with _quiet_transformers():
             backbone, info = AutoModel.from_pretrained(str(local_dir), **load_kwargs)
@@ -241,6 +251,7 @@ def load_reward_model(
     tokenizer: PreTrainedTokenizerBase | None = None,
     gguf_file: str | None = None,
     name: str | None = None,
+    device_map: str | None = None,
 ) -> RewardModel:
     """Load ``model`` (registry key, hub id or folder) as backbone + head + tokenizer.
 
@@ -248,15 +259,17 @@ def load_reward_model(
     backbone); default: the registry's head for known models, else sequence classification with
     one label. ``chat_template`` overrides or supplies the tokenizer's template. ``gguf_file``
     loads a GGUF backbone from the folder (dequantised; only the bundled small test models).
+    ``device_map="auto"`` shards the body over the node's GPUs; the head sits with the last layer.
     """
     spec = find_model(str(model))
     local_dir, resolved = _resolve_source(model, revision, spec)
-    device = device or default_device()
+    device = placement_device(device, device_map)
     resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
     files = [local_dir / gguf_file] if gguf_file else _weight_files(local_dir)
     backbone = _load_backbone(local_dir, dtype=resolved_dtype,
                               attn_implementation=attn_implementation,
-                              trust_remote_code=trust_remote_code, gguf_file=gguf_file)
+                              trust_remote_code=trust_remote_code, gguf_file=gguf_file,
+                              device_map=device_map)
     if head is None or isinstance(head, str):
         from rmvalues.models.heads import head_class
 
@@ -271,7 +284,10 @@ def load_reward_model(
         from rmvalues.models.chat import template_source
 
         tokenizer.chat_template = template_source(tokenizer, chat_template)
-    backbone.to(device)
+    if device_map is None:
+        backbone.to(device)
+    else:  # the final hidden state comes out where the last layer lives
+        device = next(reversed(list(backbone.parameters()))).device
     head_module.to(device).eval()
     return RewardModel(
         name=name or (spec.key if spec else _display_name(model, local_dir)),

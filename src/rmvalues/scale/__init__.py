@@ -1,0 +1,99 @@
+"""Scale-out: a scoring run as a plan of units that any executor runs and any executor resumes.
+
+A unit is one (model, revision, prompt, candidate shard) keyed by the engine's own shard key, so
+every executor (local, accelerate/torchrun, SLURM via submitit, Ray) writes the same Parquet shards
+as ``rmvalues score`` and the merged table is the same whichever ran it.
+
+    from rmvalues.scale import RunSpec, make_plan, execute
+    spec = RunSpec.build("path/or/hub-id", "paper-54", "vocab", shard_size=32768)
+    make_plan(spec, "out").summary()          # units, done, remaining, token forwards
+    execute(spec, "out", executor="slurm", executor_config="cluster.toml")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rmvalues.scale.errors import ExecutorError, PlanMismatchError
+from rmvalues.scale.executors import EXECUTORS, read_executor_config
+from rmvalues.scale.plan import Plan, make_plan, plan
+from rmvalues.scale.units import RunSpec, Unit
+
+__all__ = ["EXECUTORS", "ExecutorError", "Plan", "PlanMismatchError", "RunSpec", "ScaleResult",
+           "Unit", "execute", "make_plan", "plan", "read_executor_config"]
+
+
+@dataclass
+class ScaleResult:
+    """What an executed run left: its plan, the merged table's path, the units finished now."""
+
+    plan: Plan
+    path: Path | None
+    finished: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+def execute(
+    spec: RunSpec,
+    out: str | Path,
+    executor: str | None = None,
+    executor_config: str | Path | dict[str, Any] | None = None,
+    *,
+    rm: Any = None,
+    merge: bool = True,
+    on_unit: Callable[[Unit], None] | None = None,
+) -> ScaleResult:
+    """Run the remaining units of ``spec`` in ``out`` with ``executor``, then merge the table.
+
+    ``executor``: local (default) | accelerate | slurm | ray; default: the config file's
+    ``executor`` entry, else local. ``executor_config``: a YAML/TOML file or its parsed mapping.
+    ``rm``: an already loaded model (local executor only). ``on_unit`` is called after each unit
+    written by the local executor.
+    """
+    from rmvalues.scale.executors import check_executor, validate_executor_config
+    from rmvalues.scale.merge import merge_plan
+
+    started = time.perf_counter()
+    config = (validate_executor_config(executor_config) if isinstance(executor_config, dict)
+              else read_executor_config(executor_config))
+    name = check_executor(executor or config.get("executor", "local"))
+    options = config.get(name, {})
+    if rm is not None and name != "local":
+        raise ExecutorError(f"a loaded model can only run on the local executor, not {name}")
+
+    if name == "local":
+        from rmvalues.scale.executors.local import execute_local
+
+        run_plan, written = execute_local(spec, out, rm=rm, on_unit=on_unit, options=options)
+        finished = set(written)
+    else:
+        run_plan = make_plan(spec, out)
+        keys = [u.key for u in run_plan.remaining()]
+        if name == "accelerate":
+            from rmvalues.scale.executors.distributed import execute_distributed
+
+            if keys:
+                execute_distributed(spec, out, options)
+        elif name == "slurm":
+            from rmvalues.scale.executors.slurm import execute_slurm
+
+            jobs = execute_slurm(spec, out, keys, options)
+            if jobs and not options.get("wait", True):
+                ids = ", ".join(str(j.job_id) for j in jobs[:3])
+                return ScaleResult(run_plan, None, [], f"{run_plan.model}: submitted {len(jobs)} "
+                                   f"array task(s) ({ids}...); re-run to merge when they finish")
+        else:
+            from rmvalues.scale.executors.ray_actors import execute_ray
+
+            execute_ray(spec, out, keys, options)
+        finished = set(keys) - {u.key for u in run_plan.remaining()}
+    ids = [u.id for u in run_plan.units if u.key in finished]
+    path = merge_plan(run_plan, executor=name) if merge else None
+    summary = (f"{run_plan.model}: {len(run_plan.units)} unit(s), {len(ids)} run now by the "
+               f"{name} executor in {time.perf_counter() - started:.1f}s"
+               + (f" -> {path}" if path else ""))
+    return ScaleResult(run_plan, path, ids, summary)

@@ -1,0 +1,13 @@
+"""Errors of the scale-out layer (all :class:`~rmvalues.errors.RmvaluesError`)."""
+
+from __future__ import annotations
+
+from rmvalues.errors import RmvaluesError
+
+
+class ExecutorError(RmvaluesError):
+    """An executor is unknown, misconfigured, unavailable here, or its workers failed."""
+
+
+class PlanMismatchError(ExecutorError):
+    """A worker's units are not the planner's (the model resolved differently on the two)."""

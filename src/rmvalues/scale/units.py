@@ -33,6 +33,8 @@ class RunSpec:
 
     ``shard_size``: candidates per unit (``None``: one unit per prompt, the engine's own shards).
     ``device_map``: ``"auto"`` shards a large model over the GPUs of one node (27B-70B).
+    ``backend``: ``"engine"`` (rmvalues' prefix-cached engine) or ``"vllm"`` (plain
+    sequence-classification RMs on GPUs; its shards are keyed apart from the engine's).
     """
 
     model: str
@@ -51,8 +53,11 @@ class RunSpec:
     batch_size: int | None = None
     mode: str = "auto"
     shard_size: int | None = None
+    backend: str = "engine"
 
     def __post_init__(self) -> None:
+        if self.backend not in ("engine", "vllm"):
+            raise InputError(f"unknown backend {self.backend!r}; use engine or vllm")
         if self.shard_size is not None and self.shard_size < 1:
             raise InputError(f"shard size must be at least 1 candidate (got {self.shard_size})")
         if self.device_map not in (None, "auto"):
@@ -199,7 +204,10 @@ class RunContext:
     def config(self, candidates: CandidateSet) -> dict[str, Any]:
         from rmvalues.api import shard_config
 
-        return shard_config(self.rm, candidates, paper_compatible=self.spec.paper_compatible)
+        config = shard_config(self.rm, candidates, paper_compatible=self.spec.paper_compatible)
+        if self.spec.backend != "engine":  # other kernels, other numbers: never the engine's shards
+            config["backend"] = self.spec.backend
+        return config
 
     def _lengths(self, split: ChatSplit, candidates: CandidateSet) -> list[int]:
         """Response + suffix length of every candidate (token candidates need no tokenising)."""

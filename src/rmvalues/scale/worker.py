@@ -28,11 +28,19 @@ class UnitWorker:
     """Loads the run's model once and writes the shard of each unit it is asked for."""
 
     def __init__(self, spec: RunSpec | str, out: str | Path, *, rm: Any = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, llm: Any = None) -> None:
         from rmvalues.engines.score import Engine
         from rmvalues.scale.plan import make_plan
 
         self.spec = RunSpec.from_json(spec) if isinstance(spec, str) else spec
+        if self.spec.backend == "vllm":
+            from rmvalues.scale.units import probe_model
+            from rmvalues.scale.vllm_backend import make_vllm_engine
+
+            self.rm = rm if rm is not None else probe_model(self.spec)
+            self.plan = make_plan(self.spec, out, rm=self.rm)
+            self.engine = make_vllm_engine(self.spec, self.rm, llm=llm)
+            return
         if rm is None:
             from rmvalues.models.loading import load_reward_model
 

@@ -71,6 +71,7 @@ def test_plan_estimate_and_sharded_local_run(tmp_path, reference):
     pd.testing.assert_frame_equal(read_results(result.path), reference)
     fields = read_manifest(manifest_path(result.path)).fields
     assert fields["executor"] == "local" and len(fields["shard_keys"]) == 9
+    assert fields["engine"] == "prefix" and fields["weights_fingerprint"]
     assert make_plan(spec(shard_size=128), tmp_path).estimate()["remaining"] == 0
 
 

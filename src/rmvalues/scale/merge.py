@@ -57,6 +57,7 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
 
     Raises :class:`ExecutorError` naming the missing units when the run is not finished.
     """
+    from rmvalues.api import ENGINE_VERSION
     from rmvalues.store.manifest import build_manifest
 
     missing = plan.remaining()
@@ -68,8 +69,12 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
     ctx = plan.context
     cands = ctx.candidates
     first = next(iter(ctx.splits.values()))
+    spec = plan.spec
+    engine = ("vllm" if spec.backend == "vllm" else "paper-compatible" if spec.paper_compatible
+              else "full" if ctx.full_sequences else "prefix")
     manifest = build_manifest(
-        "rm-scores", **ctx.rm.provenance(), prompt_set=plan.spec.prompt_set,
+        "rm-scores", **ctx.rm.provenance(), engine=engine, engine_version=ENGINE_VERSION,
+        prompt_set=plan.spec.prompt_set,
         prompt_ids=[pid for pid, _ in plan.spec.prompts],
         candidates={"kind": cands.kind, "source": cands.source, "count": len(cands),
                     "hash": cands.content_hash()},

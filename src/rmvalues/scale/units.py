@@ -187,7 +187,7 @@ class RunContext:
             for pid, text in spec.prompts}
         self.texts = dict(spec.prompts)
         self.revision = rm.provenance().get("revision")
-        self._full = spec.paper_compatible or spec.mode == "full" or not getattr(
+        self.full_sequences = spec.paper_compatible or spec.mode == "full" or not getattr(
             rm.head, "supports_prefix_cache", True)
         self.units: list[Unit] = self._units()
 
@@ -231,7 +231,7 @@ class RunContext:
                 part = lengths[start:stop]
                 # Token forwards: the prefix once plus every continuation (prefix path), or every
                 # whole conversation (full-sequence path).
-                forwards = (sum(part) + prefix * len(part)) if self._full else (sum(part) + prefix)
+                forwards = sum(part) + (prefix * len(part) if self.full_sequences else prefix)
                 units.append(Unit(self.model, self.revision, pid, start, stop, key, forwards))
         return units
 

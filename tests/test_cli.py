@@ -65,9 +65,16 @@ def test_errors_are_one_clean_line(argv: list[str], tmp_path, capsys) -> None:
     assert err.startswith("error:") and "Traceback" not in err
 
 
-def test_demo_end_to_end(tmp_path, capsys) -> None:
+def test_demo_end_to_end(tmp_path, capsys, monkeypatch) -> None:
+    """The coverage audit for real; the LM step (minutes on a CPU, tested on its own) is stubbed."""
+    import rmvalues.demo_lm
+
+    lm_calls: list[object] = []
+    monkeypatch.setattr(rmvalues.demo_lm, "run_lm_demo",
+                        lambda out, console=None, **kw: lm_calls.append(out))
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
+    assert lm_calls == [out]
     printed = capsys.readouterr().out
     assert "Lexicon terms that are single tokens" in printed
     for word in ("big-two-nouns", "mfd2", "Llama-3", "Gemma-2", "Qwen"):

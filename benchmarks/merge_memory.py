@@ -5,6 +5,9 @@ candidates = 138,240,000 rows, is written as one engine shard per (model, prompt
 (``OUT/shards/<model>/<prompt>-<key>.parquet``, streamed: one shard in memory at a time). Then,
 each phase in a fresh child process so its peak RSS is its own:
 
+0. plan: :func:`rmvalues.scale.make_plan` of paper-54 x the full Llama-3 vocabulary (128,256
+   candidates) for a tiny random RM on the real tokenizer, as one unit per prompt and as
+   4,096-candidate units (keys, token-forward estimate, done/remaining); needs `rmvalues assets fetch`;
 1. plan scan: which of the 540 units are done (a stat per unit shard);
 2. merge: :func:`rmvalues.scale.merge.merge_shards` streams each model's 54 shards into
    ``OUT/<model>.parquet`` (record batches, never a whole table);
@@ -87,6 +90,40 @@ def generate(workdir: Path, models: int, prompts: int, candidates: int) -> list[
     return paths
 
 
+def _tiny_rm(folder: Path) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from rmvalues.models.tokenizers import bundled_tokenizer
+
+    tok = bundled_tokenizer("llama3")
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, num_labels=1,
+        pad_token_id=tok.eos_token_id))
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _phase_plan(workdir, queue):
+    from rmvalues.scale import RunSpec, make_plan
+
+    folder = _tiny_rm(Path(workdir) / "tiny-llama3-rm")
+    start = time.perf_counter()
+    notes = []
+    for shard_size in (None, 4096):
+        spec = RunSpec.build(str(folder), "paper-54", "vocab", device="cpu", dtype="float32",
+                             shard_size=shard_size)
+        tick = time.perf_counter()
+        plan = make_plan(spec, Path(workdir) / "plan-out")
+        est = plan.estimate()
+        notes.append(f"{est['units']} units {time.perf_counter() - tick:.1f}s")
+    queue.put(("plan (54 x 128,256)", ", ".join(notes) + f", {est['token_forwards']:,} fwd",
+               time.perf_counter() - start, _peak_gb()))
+
+
 def _phase_scan(paths, queue):
     start = time.perf_counter()
     done = sum(1 for group in paths for p in group if Path(p).exists())
@@ -151,7 +188,7 @@ def main() -> int:
     print(f"generate: {sum(map(len, paths))} shards, {size:.2f} GiB on disk, "
           f"{time.perf_counter() - start:.0f}s")
     results = []
-    for target, extra in ((_phase_scan, (paths,)), (_phase_merge, (args.workdir, paths)),
+    for target, extra in ((_phase_plan, (args.workdir,)), (_phase_scan, (paths,)), (_phase_merge, (args.workdir, paths)),
                           (_phase_join, (args.workdir, args.models))):
         child = ctx.Process(target=target, args=(*extra, queue))
         child.start()
@@ -164,7 +201,7 @@ def main() -> int:
     for name, what, seconds, peak in results:
         within = peak < BOUND_GB
         ok &= within
-        print(f"{name:<22} {what:<45} {seconds:8.1f}s  peak RSS {peak:5.2f} GB"
+        print(f"{name:<22} {what:<52} {seconds:8.1f}s  peak RSS {peak:5.2f} GB"
               f"  {'ok' if within else f'OVER {BOUND_GB} GB'}")
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)

@@ -196,10 +196,17 @@ class RunContext:
         size = self.spec.shard_size or n
         return [(start, min(start + size, n)) for start in range(0, n, size)]
 
-    def subset(self, unit: Unit) -> CandidateSet:
-        if (unit.start, unit.stop) == (0, len(self.candidates)):
+    def _slice(self, start: int, stop: int) -> CandidateSet:
+        if (start, stop) == (0, len(self.candidates)):
             return self.candidates
-        return self.candidates.subset(range(unit.start, unit.stop))
+        return self.candidates.subset(range(start, stop))
+
+    def subset(self, unit: Unit) -> CandidateSet:
+        return self._slice(unit.start, unit.stop)
+
+    def unit_config(self, unit: Unit) -> dict[str, Any]:
+        """The shard config of ``unit``'s candidate slice (computed once per slice)."""
+        return self._configs[unit.start, unit.stop]
 
     def config(self, candidates: CandidateSet) -> dict[str, Any]:
         from rmvalues.api import shard_config
@@ -220,14 +227,16 @@ class RunContext:
         from rmvalues.api import shard_key
 
         units = []
+        slices = self.slices()
+        # One config (and candidate hash) per slice, shared by every prompt.
+        configs = {s: self.config(self._slice(*s)) for s in slices}
+        self._configs = configs
         for pid, text in self.spec.prompts:
             split = self.splits[pid]
             lengths = self._lengths(split, self.candidates)
             prefix = len(split.prefix_ids)
-            for start, stop in self.slices():
-                cands = (self.candidates if (start, stop) == (0, len(self.candidates))
-                         else self.candidates.subset(range(start, stop)))
-                key = shard_key(self.config(cands), text, split)
+            for start, stop in slices:
+                key = shard_key(configs[start, stop], text, split)
                 part = lengths[start:stop]
                 # Token forwards: the prefix once plus every continuation (prefix path), or every
                 # whole conversation (full-sequence path).

@@ -73,7 +73,7 @@ class UnitWorker:
             text = context.texts[unit.prompt_id]
             frame = score_shard(self.engine, unit.prompt_id, split, cands,
                                 paper_compatible=self.spec.paper_compatible)
-            manifest = shard_manifest(context.config(cands), unit.prompt_id, text, unit.key, split,
+            manifest = shard_manifest(context.unit_config(unit), unit.prompt_id, text, unit.key, split,
                                       unit=unit.id, candidate_range=[unit.start, unit.stop],
                                       rank=os.environ.get("RANK"))
             self.plan.store.save(unit.prompt_id, unit.key, frame, manifest)

@@ -97,3 +97,43 @@ def test_ray_local_mode_equals_local(tmp_path, local_table):
         ray.shutdown()
     assert len(result.finished) == 6
     pd.testing.assert_frame_equal(read_results(result.path), local_table)
+
+
+_DYING_RANK = """
+import os, signal, sys
+from rmvalues.scale import worker
+
+original = worker.UnitWorker.run
+
+def run(self, keys=None, on_unit=None):
+    def die(unit):
+        if os.environ["RANK"] == "1":
+            os.kill(os.getpid(), signal.SIGKILL)  # rank 1 dies after its first unit
+    return original(self, keys, on_unit=die)
+
+worker.UnitWorker.run = run
+sys.exit(worker.main(sys.argv[1:]))
+"""
+
+
+def test_killed_rank_rerun_elsewhere_finishes_only_missing_units(tmp_path, local_table):
+    import subprocess
+    import sys
+
+    from rmvalues.scale.executors.distributed import write_spec
+
+    run_spec = spec()
+    out = tmp_path / "out"
+    script = tmp_path / "dying_rank.py"
+    script.write_text(_DYING_RANK)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(write_spec(run_spec, out)), str(out), "--no-merge"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    plan = make_plan(run_spec, out)
+    missing = [u.id for u in plan.remaining()]
+    assert 2 <= len(missing) <= 5, missing  # rank 1 wrote one of its three units, then died
+    result = execute(run_spec, out, rm=tiny_rm("llama"))  # resumed on another executor
+    assert result.finished == missing
+    pd.testing.assert_frame_equal(read_results(result.path), local_table)

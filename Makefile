@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 # Lexicons and released data for tests come from ../shared (offline, sha256-checked).
 SHARED ?= $(abspath $(CURDIR)/../shared)
-# The demo reads the paper's lexicons from there too when it exists (still sha256-checked);
-# elsewhere they are downloaded from their pinned upstream URLs.
+# The demo reads the paper's lexicons and released scores from there too when it exists (still
+# sha256-checked); elsewhere they are downloaded from their pinned upstream URLs.
 LEXICON_DIR ?= $(wildcard $(SHARED)/corpora)
+PAPER_DATA ?= $(wildcard $(SHARED)/paper-data)
 export RMVALUES_CACHE ?= $(CURDIR)/.cache/rmvalues
 PYTEST_ARGS ?= -n 2
 
@@ -29,7 +30,8 @@ assets: install
 	$(VENV)/bin/rmvalues assets fetch
 
 demo: assets
-	RMVALUES_LEXICON_DIR=$(LEXICON_DIR) $(VENV)/bin/rmvalues demo --out demo-out
+	RMVALUES_LEXICON_DIR=$(LEXICON_DIR) RMVALUES_PAPER_DATA=$(PAPER_DATA) \
+		$(VENV)/bin/rmvalues demo --out demo-out
 
 test: assets
 	RMVALUES_LEXICON_DIR=$(SHARED)/corpora RMVALUES_PAPER_DATA=$(SHARED)/paper-data \

@@ -66,7 +66,8 @@ def test_errors_are_one_clean_line(argv: list[str], tmp_path, capsys) -> None:
 
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch) -> None:
-    """The coverage audit for real; the LM step (minutes on a CPU, tested on its own) is stubbed."""
+    """Coverage, reproduction and report for real; the LM step (minutes on a CPU, tested on its own) is
+    stubbed."""
     import rmvalues.demo_lm
 
     lm_calls: list[object] = []
@@ -82,3 +83,9 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch) -> None:
     assert f"Results in {out.resolve()}" in printed.replace("\n", "")
     table = pd.read_csv(out / "coverage.csv")
     assert len(table) == 6 and (out / "manifest.json").exists()
+    # Fig 1 reproduced from the released scores (../shared/paper-data), then one report of it all.
+    assert "-34.998" in printed  # the framing estimate of the paper's mixed model
+    assert (out / "reproduce" / "big2-nouns_corrected_panels.parquet").exists()
+    html = (out / "report" / "report.html").read_text("utf-8")
+    assert '<figure id="fig1a">' in html and "data:image/png;base64," in html
+    assert "coverage" in html

@@ -140,6 +140,8 @@ def test_cli_reproduce_and_analyze(shared_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "-34.998" in out and "nlme denominator df" in out
     assert (tmp_path / "rep" / "big2-nouns_corrected_fixed_effects.parquet").exists()
+    # reproduce ends by writing its report, by default beside the tables
+    assert "fig1a" in (tmp_path / "rep" / "report" / "report.html").read_text("utf-8")
     folder = shared_dir / "paper-data" / BIG2
     rc = main(["analyze", str(folder / "big2_rewards_nicolinho_QRM-Llama3.1-8B.csv"),
                str(folder / "big2_rewards_nicolinho_QRM-Gemma-2-27B.csv"), "--resamples", "99"])

@@ -69,7 +69,8 @@ def reproduce_command(
         help="Corrected mode's MFD grouping: categories (ten) | foundations (five, both poles).")] = "categories",
     compare: Annotated[bool, typer.Option(help="Also run the other mode and print what differs.")] = True,
     out: Annotated[Path | None, typer.Option(help="Write the tables, summary.txt and manifest.json here.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Also render the HTML report of the reproduction here.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Folder for the HTML report of the reproduction (default: OUT/report when --out is given).")] = None,
     resamples: Annotated[int, typer.Option(help="Permutation-test resamples.")] = 9999,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed (the authors used 42).")] = 42,
@@ -87,6 +88,8 @@ def reproduce_command(
         write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
                      skipped=result.skipped, differences=result.differences, seed=seed)
         typer.echo(f"\nwrote {out}/")
+    if report is None and out is not None:
+        report = out / "report"
     if report is not None:
         from rmvalues.report.inputs import report_from_reproduce
 

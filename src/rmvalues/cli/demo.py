@@ -12,7 +12,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory for the results (created if missing).")]
     = Path("demo-out"),
 ) -> None:
-    """Audit which value-lexicon terms are single tokens for Llama-3, Gemma-2 and Qwen."""
+    """The real pipeline on small real models: lexicon coverage, LM log-probs, implicit RM, Fig 1, report."""
     from rmvalues.demo import run_demo
 
     run_demo(out)

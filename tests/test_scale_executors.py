@@ -55,6 +55,17 @@ def test_launch_commands():
                 {"accelerate": {"nproc_per_node": 2}})
 
 
+def test_ranks_refuse_device_map(tmp_path, monkeypatch):
+    from rmvalues.scale.executors.distributed import write_spec
+    from rmvalues.scale.worker import distributed_main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    path = write_spec(RunSpec.build("m", PROMPTS, CANDIDATES, device_map="auto"), tmp_path)
+    with pytest.raises(ExecutorError, match="one process per node"):
+        distributed_main(path, tmp_path)
+
+
 def test_slurm_array_through_submitit_local_equals_local(tmp_path, local_table):
     pytest.importorskip("submitit")
     run_spec = spec()

@@ -68,6 +68,10 @@ def test_refusals():
         VllmEngine(urm, llm=None)
     with pytest.raises(InputError, match="unknown backend"):
         RunSpec.build("m", PROMPTS, "vocab", backend="tensorrt")
+    with pytest.raises(InputError, match=r"unknown vLLM option\(s\) \['tp'\]"):
+        RunSpec.build("m", PROMPTS, "vocab", backend="vllm", vllm={"tp": 2})
+    spec = RunSpec.build("m", PROMPTS, "vocab", backend="vllm", vllm={"tensor_parallel_size": 2})
+    assert RunSpec.from_json(spec.to_json()).vllm == {"tensor_parallel_size": 2}
 
 
 def test_missing_vllm_is_named(monkeypatch):

@@ -34,7 +34,8 @@ class RunSpec:
     ``shard_size``: candidates per unit (``None``: one unit per prompt, the engine's own shards).
     ``device_map``: ``"auto"`` shards a large model over the GPUs of one node (27B-70B).
     ``backend``: ``"engine"`` (rmvalues' prefix-cached engine) or ``"vllm"`` (plain
-    sequence-classification RMs on GPUs; its shards are keyed apart from the engine's).
+    sequence-classification RMs on GPUs; its shards are keyed apart from the engine's), with
+    ``vllm`` holding :class:`~rmvalues.scale.vllm_backend.VllmOptions` fields.
     """
 
     model: str
@@ -54,10 +55,15 @@ class RunSpec:
     mode: str = "auto"
     shard_size: int | None = None
     backend: str = "engine"
+    vllm: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in ("engine", "vllm"):
             raise InputError(f"unknown backend {self.backend!r}; use engine or vllm")
+        if self.vllm is not None:
+            from rmvalues.scale.vllm_backend import vllm_options
+
+            vllm_options(self.vllm)  # fail on a bad option now, not on the GPU node
         if self.shard_size is not None and self.shard_size < 1:
             raise InputError(f"shard size must be at least 1 candidate (got {self.shard_size})")
         if self.device_map not in (None, "auto"):

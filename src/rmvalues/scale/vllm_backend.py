@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmvalues.errors import ModelError, ScoreError
+from rmvalues.errors import InputError, ModelError, ScoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rmvalues.scale.units import RunSpec
@@ -39,6 +39,17 @@ class VllmOptions:
     max_model_len: int | None = None
     max_num_seqs: int | None = None
     seed: int = 0
+
+
+def vllm_options(options: dict[str, Any] | None) -> VllmOptions:
+    """:class:`VllmOptions` from a mapping; :class:`InputError` naming an unknown option."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(VllmOptions)}
+    unknown = sorted(set(options or {}) - known)
+    if unknown:
+        raise InputError(f"unknown vLLM option(s) {unknown}; use {', '.join(sorted(known))}")
+    return VllmOptions(**(options or {}))
 
 
 def check_supported(head_type: str, config: Any = None, *, gguf: bool = False) -> None:
@@ -154,7 +165,8 @@ def make_vllm_engine(spec: RunSpec, rm: Any, options: VllmOptions | None = None,
         config = AutoConfig.from_pretrained(str(local_dir), trust_remote_code=spec.trust_remote_code)
         check_supported(rm.head.head_type, config)
         llm = build_llm(llm_kwargs(str(local_dir), dtype=spec.dtype, revision=None,
-                                   trust_remote_code=spec.trust_remote_code, options=options))
+                                   trust_remote_code=spec.trust_remote_code,
+                                   options=options or vllm_options(spec.vllm)))
     return VllmEngine(rm, llm)
 
 

@@ -103,6 +103,11 @@ def distributed_main(spec_path: str | Path, out: str | Path, *, merge: bool = Tr
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     spec = RunSpec.from_json(Path(spec_path).read_text("utf-8"))
+    if world > 1 and spec.device_map is not None:
+        from rmvalues.scale.errors import ExecutorError
+
+        raise ExecutorError("device_map='auto' spreads one model over all of a node's GPUs; "
+                            "launch one process per node, not one per GPU")
     dist = None
     if world > 1:
         import torch

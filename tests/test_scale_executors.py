@@ -55,6 +55,17 @@ def test_launch_commands():
                 {"accelerate": {"nproc_per_node": 2}})
 
 
+def test_remote_gpu_workers_are_planned_for_cuda():
+    from rmvalues.scale import _for_workers
+
+    cpu = RunSpec.build("m", PROMPTS, CANDIDATES)
+    gpu_slurm = {"parameters": {"gpus_per_node": 1}}
+    assert _for_workers(cpu, "slurm", gpu_slurm).device == "cuda"
+    assert _for_workers(cpu, "ray", {"num_gpus_per_actor": 1}).device == "cuda"
+    assert _for_workers(cpu, "slurm", {"parameters": {"timeout_min": 5}}).device is None
+    assert _for_workers(spec(), "slurm", gpu_slurm).device == "cpu"  # an explicit device stays
+
+
 def test_ranks_refuse_device_map(tmp_path, monkeypatch):
     from rmvalues.scale.executors.distributed import write_spec
     from rmvalues.scale.worker import distributed_main

@@ -23,7 +23,9 @@ def plan_command(
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 | float16.")] = None,
     attn_implementation: Annotated[str | None, typer.Option(help="eager | sdpa | ...")] = None,
-    device: Annotated[str | None, typer.Option(help="Device the workers use (cpu, cuda).")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Device the workers use (cpu, cuda); default: this machine's. Keys depend on it: "
+        "pass --device cuda when planning GPU work on a CPU-only login node.")] = None,
     device_map: Annotated[str | None, typer.Option(
         help="'auto': shard one large model over the node's GPUs.")] = None,
     date_string: Annotated[str, typer.Option(help='"Today Date" for Llama-3.1/3.2.')] = "26 Jul 2024",

@@ -71,6 +71,7 @@ def execute(
         run_plan, written = execute_local(spec, out, rm=rm, on_unit=on_unit, options=options)
         finished = set(written)
     else:
+        spec = _for_workers(spec, name, options)
         run_plan = make_plan(spec, out)
         keys = [u.key for u in run_plan.remaining()]
         if name == "accelerate":
@@ -97,3 +98,26 @@ def execute(
                f"{name} executor in {time.perf_counter() - started:.1f}s"
                + (f" -> {path}" if path else ""))
     return ScaleResult(run_plan, path, ids, summary)
+
+
+_GPU_PARAMETERS = ("gpus_per_node", "gpus_per_task", "slurm_gpus_per_node", "slurm_gpus_per_task")
+
+
+def _for_workers(spec: RunSpec, name: str, options: dict[str, Any]) -> RunSpec:
+    """Pin ``device="cuda"`` when remote workers get GPUs and the spec leaves the device open.
+
+    A login node without GPUs would otherwise plan (and key) the run for the CPU, and every GPU
+    worker would refuse the units as not its own.
+    """
+    import dataclasses
+
+    if spec.device is not None or spec.device_map is not None:
+        return spec
+    if name == "slurm":
+        params = options.get("parameters") or {}
+        gpus = any(params.get(k) for k in _GPU_PARAMETERS)
+    elif name == "ray":
+        gpus = bool(options.get("num_gpus_per_actor"))
+    else:
+        return spec
+    return dataclasses.replace(spec, device="cuda") if gpus else spec

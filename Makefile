@@ -17,11 +17,11 @@ PYTEST_ARGS ?= -n 2
 
 .PHONY: demo test install assets lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,train,scale]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,scale]"
 	touch $@
 
 install: $(VENV)/.installed

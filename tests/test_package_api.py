@@ -24,3 +24,7 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute"):
         rmvalues.not_a_function  # noqa: B018
+
+
+def test_all_lists_every_lazy_name() -> None:
+    assert set(rmvalues.__all__) == {"__version__", *rmvalues._LAZY}

@@ -19,7 +19,10 @@ _LAZY = {
     "write_report": ("rmvalues.report", "write_report"),
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [  # noqa: RUF022 - the order of _LAZY
+    "__version__", "score", "load_lexicon", "load_prompt_set", "analyze", "reproduce",
+    "run_logprobs", "implicit_rewards", "write_report",
+]
 
 
 def __getattr__(name: str):

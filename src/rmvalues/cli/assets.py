@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(help="Test assets: real tokenizers, chat templates and small models.", no_args_is_help=True)
@@ -22,7 +24,9 @@ def list_assets() -> None:
 
 
 @app.command("fetch")
-def fetch(names: list[str] = typer.Argument(None, help="Assets to fetch (default: all).")) -> None:
+def fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: all).")] = None,
+) -> None:
     """Download and verify assets into the cache (`$RMVALUES_CACHE`)."""
     from rmvalues.assets import fetch_asset, registry
 

@@ -49,9 +49,6 @@ def read_chat_template(chat_template: str | Path) -> str:
     return chat_template
 
 
-_read_template = read_chat_template  # the name engines/models modules first imported
-
-
 def load_tokenizer(
     model: str | Path,
     *,

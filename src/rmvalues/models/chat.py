@@ -78,8 +78,11 @@ def render_conversation(
     return text
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    """Token ids of templated text: the template already wrote every special token it wants."""
+def encode_rendered(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of templated text: the template already wrote every special token it wants.
+
+    Public so that training tokenises its preference pairs exactly as the chat split does.
+    """
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -112,7 +115,7 @@ class ChatSplit:
         The whole conversation is rendered and tokenised (so template trimming and context-dependent
         merges apply), then checked to start with the prefix and end with the suffix.
         """
-        full = _encode(tokenizer, render_conversation(
+        full = encode_rendered(tokenizer, render_conversation(
             tokenizer, self.prompt, text, template=self.template, date_string=self.date_string))
         p, s = len(self.prefix_ids), len(self.suffix_ids)
         if (len(full) <= p + s or tuple(full[:p]) != self.prefix_ids
@@ -153,8 +156,8 @@ def split_chat(
     prefix_text, suffix_text = text.split(_SENTINEL)
     split = ChatSplit(
         prompt=prompt,
-        prefix_ids=tuple(_encode(tokenizer, prefix_text)),
-        suffix_ids=tuple(_encode(tokenizer, suffix_text)),
+        prefix_ids=tuple(encode_rendered(tokenizer, prefix_text)),
+        suffix_ids=tuple(encode_rendered(tokenizer, suffix_text)),
         template=template,
         date_string=date_string,
     )
@@ -163,7 +166,7 @@ def split_chat(
     for sample in (_SENTINEL, *_ROUND_TRIP_SAMPLES):
         # Raises when prefix or suffix ids are not what the whole conversation tokenises to.
         response = split.response_ids(tokenizer, sample)
-        alone = _encode(tokenizer, sample)
+        alone = encode_rendered(tokenizer, sample)
         if response != alone:
             raise TemplateError(
                 f"round-trip check failed: response {sample!r} tokenises to {alone} alone but to "

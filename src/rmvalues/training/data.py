@@ -289,7 +289,7 @@ def load_preference_data(
     Raises :class:`InputError` naming the bad record, and when nothing is left after subsampling
     or every pair is longer than ``max_length`` tokens.
     """
-    from rmvalues.models.chat import DEFAULT_DATE_STRING, _encode, template_source
+    from rmvalues.models.chat import DEFAULT_DATE_STRING, encode_rendered, template_source
 
     records, name = read_records(source, config=config, split=split)
     if not records:
@@ -307,10 +307,10 @@ def load_preference_data(
     date_string = date_string or DEFAULT_DATE_STRING
     chosen_ids, rejected_ids, indices, too_long = [], [], [], 0
     for pair in chosen_pairs:
-        c = _encode(tokenizer, render_ids(tokenizer, pair.chosen, template=template,
-                                          date_string=date_string))
-        r = _encode(tokenizer, render_ids(tokenizer, pair.rejected, template=template,
-                                          date_string=date_string))
+        c = encode_rendered(tokenizer, render_ids(tokenizer, pair.chosen, template=template,
+                                                  date_string=date_string))
+        r = encode_rendered(tokenizer, render_ids(tokenizer, pair.rejected, template=template,
+                                                  date_string=date_string))
         if len(c) > max_length or len(r) > max_length:
             too_long += 1
             continue

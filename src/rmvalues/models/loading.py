@@ -279,7 +279,10 @@ def load_reward_model(
     else:
         head_module = head
     if tokenizer is None:
-        tokenizer = _load_model_tokenizer(local_dir, chat_template, trust_remote_code, gguf_file)
+        from rmvalues.models.tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer(local_dir, chat_template=chat_template,
+                                   trust_remote_code=trust_remote_code, gguf_file=gguf_file)
     elif chat_template is not None:
         from rmvalues.models.chat import template_source
 
@@ -310,19 +313,11 @@ def _load_model_tokenizer(
     local_dir: Path, chat_template: str | Path | None, trust_remote_code: bool,
     gguf_file: str | None,
 ) -> PreTrainedTokenizerBase:
-    if not gguf_file:
-        from rmvalues.models.tokenizers import load_tokenizer
+    """Kept for ``rmvalues.scale.units`` only; everything else calls ``tokenizers.load_tokenizer``."""
+    from rmvalues.models.tokenizers import load_tokenizer
 
-        return load_tokenizer(local_dir, chat_template=chat_template,
-                              trust_remote_code=trust_remote_code)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(local_dir), gguf_file=gguf_file)
-    if chat_template is not None:
-        from rmvalues.models.chat import template_source
-
-        tokenizer.chat_template = template_source(tokenizer, chat_template)
-    return tokenizer
+    return load_tokenizer(local_dir, chat_template=chat_template,
+                          trust_remote_code=trust_remote_code, gguf_file=gguf_file)
 
 
 def save_reward_model(

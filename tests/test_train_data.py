@@ -184,7 +184,7 @@ def test_hub_base_is_pinned_and_gguf_flags_cleared(monkeypatch, tmp_path) -> Non
     from rmvalues.training.trainer import BaseModel, clear_gguf_quantization, pin_base
 
     sha = "a" * 40
-    monkeypatch.setattr(loading, "_resolve_source", lambda model, revision, spec: (tmp_path, sha))
+    monkeypatch.setattr(loading, "resolve_source", lambda model, revision, spec: (tmp_path, sha))
     assert pin_base(BaseModel("owner/model")).revision == sha
     assert pin_base(BaseModel("owner/model", revision="main")).revision == "main"
     model = SimpleNamespace(hf_quantizer=object(), is_quantized=True,

@@ -106,10 +106,13 @@ class RewardModel:
         }
 
 
-def _resolve_source(
+def resolve_source(
     model: str | Path, revision: str | None, spec: ModelSpec | None
 ) -> tuple[Path, str | None]:
-    """Local folder holding the model (a hub snapshot for hub ids) and the resolved commit sha."""
+    """Local folder holding the model (a hub snapshot for hub ids) and the resolved commit sha.
+
+    Public so that training resolves a base model to the same files and sha that scoring reads.
+    """
     path = Path(model).expanduser()
     if path.is_dir():
         if revision is not None:
@@ -142,7 +145,11 @@ def _first_line(exc: BaseException) -> str:
     return lines[0].rstrip(". ") if lines else type(exc).__name__
 
 
-def _weight_files(local_dir: Path) -> list[Path]:
+def weight_files(local_dir: Path) -> list[Path]:
+    """The folder's safetensors files; pickled-only checkpoints are refused with the fix.
+
+    Public so that training refuses the same checkpoints with the same message.
+    """
     files = sorted(local_dir.glob("*.safetensors"))
     if not files:
         pickles = sorted(p.name for p in local_dir.glob("*.bin")) + sorted(
@@ -176,8 +183,11 @@ def read_head_tensors(files: Iterable[Path], prefixes: Iterable[str]) -> dict[st
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report: the head's keys are 'unexpected' for the body by design."""
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report: the head's keys are 'unexpected' for the body by design.
+
+    Public so that training's loads of the same checkpoints are as quiet as scoring's.
+    """
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -223,7 +233,7 @@ def _load_backbone(
     if device_map is not None:  # accelerate spreads the layers over the node's GPUs (27B-70B)
         load_kwargs["device_map"] = device_map
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             backbone, info = AutoModel.from_pretrained(str(local_dir), **load_kwargs)
     except (ValueError, KeyError, OSError, ImportError) as exc:
         raise ModelError(
@@ -262,10 +272,10 @@ def load_reward_model(
     ``device_map="auto"`` shards the body over the node's GPUs; the head sits with the last layer.
     """
     spec = find_model(str(model))
-    local_dir, resolved = _resolve_source(model, revision, spec)
+    local_dir, resolved = resolve_source(model, revision, spec)
     device = placement_device(device, device_map)
     resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
-    files = [local_dir / gguf_file] if gguf_file else _weight_files(local_dir)
+    files = [local_dir / gguf_file] if gguf_file else weight_files(local_dir)
     backbone = _load_backbone(local_dir, dtype=resolved_dtype,
                               attn_implementation=attn_implementation,
                               trust_remote_code=trust_remote_code, gguf_file=gguf_file,
@@ -307,6 +317,12 @@ def load_reward_model(
 
 def _display_name(model: str | Path, local_dir: Path) -> str:
     return local_dir.name if Path(model).expanduser().is_dir() else str(model)
+
+
+# rmvalues.scale (units.py, vllm_backend.py) still calls these by their old private names; drop them
+# once it calls resolve_source, weight_files and tokenizers.load_tokenizer.
+_resolve_source = resolve_source
+_weight_files = weight_files
 
 
 def _load_model_tokenizer(

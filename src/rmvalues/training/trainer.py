@@ -77,16 +77,11 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from rmvalues.models.loading import (
-        _load_model_tokenizer,
-        _quiet_transformers,
-        _resolve_source,
-        _weight_files,
-    )
+    from rmvalues.models.loading import quiet_transformers, resolve_source, weight_files
     from rmvalues.models.registry import find_model
 
     spec = find_model(base.source)
-    local_dir, _ = _resolve_source(base.source, base.revision, spec)
+    local_dir, _ = resolve_source(base.source, base.revision, spec)
     kwargs: dict[str, Any] = {"num_labels": 1, "trust_remote_code": base.trust_remote_code,
                               "dtype": dtype or torch.float32}
     if base.gguf_file:
@@ -94,10 +89,10 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
             raise ModelError(f"no GGUF file {base.gguf_file!r} in {local_dir}.")
         kwargs["gguf_file"] = base.gguf_file
     else:
-        _weight_files(local_dir)  # refuses pickled checkpoints with the loader's message
+        weight_files(local_dir)  # refuses pickled checkpoints with the loader's message
         kwargs["use_safetensors"] = True
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError, ImportError) as exc:
         raise ModelError(f"cannot load {base.source} as a sequence-classification model: "
@@ -105,8 +100,7 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
     if base.gguf_file:
         clear_gguf_quantization(model)
     if tokenizer is None:
-        tokenizer = _load_model_tokenizer(local_dir, base.chat_template, base.trust_remote_code,
-                                          base.gguf_file)
+        tokenizer = _base_tokenizer(base, local_dir)
     if device:
         model.to(device)
     return model, tokenizer, local_dir
@@ -127,21 +121,28 @@ def pin_base(base: BaseModel) -> BaseModel:
     """``base`` with a hub id's resolved commit sha, so sweeps reload exactly what was trained."""
     from dataclasses import replace
 
-    from rmvalues.models.loading import _resolve_source
+    from rmvalues.models.loading import resolve_source
     from rmvalues.models.registry import find_model
 
-    _, resolved = _resolve_source(base.source, base.revision, find_model(base.source))
+    _, resolved = resolve_source(base.source, base.revision, find_model(base.source))
     return replace(base, revision=resolved) if resolved and not base.revision else base
 
 
 def load_base_tokenizer(base: BaseModel) -> PreTrainedTokenizerBase:
     """The base model's tokenizer (with ``base.chat_template`` applied), without the weights."""
-    from rmvalues.models.loading import _load_model_tokenizer, _resolve_source
+    from rmvalues.models.loading import resolve_source
     from rmvalues.models.registry import find_model
 
-    local_dir, _ = _resolve_source(base.source, base.revision, find_model(base.source))
-    return _load_model_tokenizer(local_dir, base.chat_template, base.trust_remote_code,
-                                 base.gguf_file)
+    local_dir, _ = resolve_source(base.source, base.revision, find_model(base.source))
+    return _base_tokenizer(base, local_dir)
+
+
+def _base_tokenizer(base: BaseModel, local_dir: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer in ``local_dir`` (the GGUF file's, if any) with ``base.chat_template``."""
+    from rmvalues.models.tokenizers import load_tokenizer
+
+    return load_tokenizer(local_dir, chat_template=base.chat_template,
+                          trust_remote_code=base.trust_remote_code, gguf_file=base.gguf_file)
 
 
 def checkpoint_dirs(out: str | Path, *, complete: bool = True) -> dict[int, Path]:

@@ -12,19 +12,22 @@ as ``rmvalues score`` and the merged table is the same whichever ran it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError, PlanMismatchError
+from rmvalues.scale.errors import ExecutorError, PlanMismatchError, WorkersFailedError
 from rmvalues.scale.executors import EXECUTORS, read_executor_config
 from rmvalues.scale.plan import Plan, make_plan, plan
 from rmvalues.scale.units import RunSpec, Unit
 
+log = logging.getLogger("rmvalues.scale")
+
 __all__ = ["EXECUTORS", "ExecutorError", "Plan", "PlanMismatchError", "RunSpec", "ScaleResult",
-           "Unit", "execute", "make_plan", "plan", "read_executor_config"]
+           "Unit", "WorkersFailedError", "execute", "make_plan", "plan", "read_executor_config"]
 
 
 @dataclass
@@ -53,6 +56,10 @@ def execute(
     ``executor`` entry, else local. ``executor_config``: a YAML/TOML file or its parsed mapping.
     ``rm``: an already loaded model (local executor only). ``on_unit`` is called after each unit
     written by the local executor.
+
+    Workers that die or fail mid-run (a killed Ray actor, SLURM task or torchrun rank) raise
+    :class:`WorkersFailedError` once the others have ended, naming the unfinished units; their
+    finished shards stay, and re-running the same call runs only the unfinished units.
     """
     from rmvalues.scale.executors import check_executor, validate_executor_config
     from rmvalues.scale.merge import merge_plan
@@ -74,23 +81,28 @@ def execute(
         spec = _for_workers(spec, name, options)
         run_plan = make_plan(spec, out)
         keys = [u.key for u in run_plan.remaining()]
-        if name == "accelerate":
-            from rmvalues.scale.executors.distributed import execute_distributed
+        names = {u.key: u.id for u in run_plan.units}
+        try:
+            if name == "accelerate":
+                from rmvalues.scale.executors.distributed import execute_distributed
 
-            if keys:
-                execute_distributed(spec, out, options)
-        elif name == "slurm":
-            from rmvalues.scale.executors.slurm import execute_slurm
+                if keys:
+                    execute_distributed(spec, out, options)
+            elif name == "slurm":
+                from rmvalues.scale.executors.slurm import execute_slurm
 
-            jobs = execute_slurm(spec, out, keys, options)
-            if jobs and not options.get("wait", True):
-                ids = ", ".join(str(j.job_id) for j in jobs[:3])
-                return ScaleResult(run_plan, None, [], f"{run_plan.model}: submitted {len(jobs)} "
-                                   f"array task(s) ({ids}...); re-run to merge when they finish")
-        else:
-            from rmvalues.scale.executors.ray_actors import execute_ray
+                jobs = execute_slurm(spec, out, keys, options, names)
+                if jobs and not options.get("wait", True):
+                    ids = ", ".join(str(j.job_id) for j in jobs[:3])
+                    return ScaleResult(run_plan, None, [], f"{run_plan.model}: submitted "
+                                       f"{len(jobs)} array task(s) ({ids}...); re-run to merge "
+                                       "when they finish")
+            else:
+                from rmvalues.scale.executors.ray_actors import execute_ray
 
-            execute_ray(spec, out, keys, options)
+                execute_ray(spec, out, keys, options, names)
+        except WorkersFailedError as exc:
+            _raise_unfinished(run_plan, name, exc)
         finished = set(keys) - {u.key for u in run_plan.remaining()}
     ids = [u.id for u in run_plan.units if u.key in finished]
     path = merge_plan(run_plan, executor=name) if merge else None
@@ -98,6 +110,23 @@ def execute(
                f"{name} executor in {time.perf_counter() - started:.1f}s"
                + (f" -> {path}" if path else ""))
     return ScaleResult(run_plan, path, ids, summary)
+
+
+def _raise_unfinished(run_plan: Plan, name: str, exc: WorkersFailedError) -> None:
+    """Re-raise a worker failure naming the units left unfinished (from the shards on disk).
+
+    Returns (so the run merges) when every unit got written anyway, e.g. a worker that died
+    after writing its last unit while the others finished the rest.
+    """
+    left = run_plan.remaining()
+    if not left:
+        log.warning("%s: %s; every unit is written nonetheless, merging", run_plan.model, exc)
+        return
+    shown = ", ".join(u.id for u in left[:8]) + (", ..." if len(left) > 8 else "")
+    raise WorkersFailedError(
+        f"{run_plan.model}: the {name} executor's workers failed: {exc} Unfinished: "
+        f"{len(left)} of {len(run_plan.units)} unit(s) ({shown}); re-running the same command "
+        "runs only those.") from None
 
 
 _GPU_PARAMETERS = ("gpus_per_node", "gpus_per_task", "slurm_gpus_per_node", "slurm_gpus_per_task")

@@ -11,3 +11,11 @@ class ExecutorError(RmvaluesError):
 
 class PlanMismatchError(ExecutorError):
     """A worker's units are not the planner's (the model resolved differently on the two)."""
+
+
+class WorkersFailedError(ExecutorError):
+    """Workers of a run died or failed (a killed Ray actor, a SLURM task, a torchrun rank).
+
+    The units they finished stay on disk; :func:`rmvalues.scale.execute` names the unfinished
+    units, and re-running the same command runs only those.
+    """

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError
+from rmvalues.scale.errors import ExecutorError, WorkersFailedError
 
 LAUNCHERS = ("torchrun", "accelerate")
 
@@ -52,7 +52,7 @@ def default_nproc() -> int:
 
 
 def execute_distributed(spec: Any, out: str | Path, options: dict[str, Any] | None = None) -> None:
-    """Launch the ranks and wait; :class:`ExecutorError` if the launch fails."""
+    """Launch the ranks and wait; :class:`WorkersFailedError` if a rank fails or dies."""
     options = dict(options or {})
     nproc = options.get("nproc_per_node") or default_nproc()
     if spec.device_map is not None and nproc > 1:
@@ -64,6 +64,6 @@ def execute_distributed(spec: Any, out: str | Path, options: dict[str, Any] | No
     env = {**os.environ, **{str(k): str(v) for k, v in (options.get("env") or {}).items()}}
     result = subprocess.run(command, env=env, check=False)
     if result.returncode != 0:
-        raise ExecutorError(
+        raise WorkersFailedError(
             f"{options.get('launcher', 'torchrun')} with {nproc} process(es) exited with "
             f"{result.returncode}; finished units are kept in {out}, re-run to finish the rest.")

@@ -7,11 +7,11 @@ runs the tasks as local subprocesses, which is how the tests submit). ``paramete
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError
+from rmvalues.scale.errors import ExecutorError, WorkersFailedError
 
 
 def chunks(keys: Sequence[str], units_per_job: int) -> list[list[str]]:
@@ -35,11 +35,13 @@ def make_executor(out: str | Path, options: dict[str, Any]):
 
 
 def execute_slurm(spec: Any, out: str | Path, keys: Sequence[str],
-                  options: dict[str, Any] | None = None) -> list[Any]:
+                  options: dict[str, Any] | None = None,
+                  names: Mapping[str, str] | None = None) -> list[Any]:
     """Submit one array task per chunk of ``keys``; wait for them unless ``wait = false``.
 
-    Returns the submitit jobs. A failed task raises :class:`ExecutorError` after all have ended;
-    the units the others finished stay on disk.
+    Returns the submitit jobs. A failed task (one that raised, or died: killed, out of memory,
+    out of time) raises :class:`WorkersFailedError` after all have ended, naming the task and
+    its units (``names`` maps keys to unit ids); the units any task finished stay on disk.
     """
     options = dict(options or {})
     if not keys:
@@ -54,14 +56,25 @@ def execute_slurm(spec: Any, out: str | Path, keys: Sequence[str],
     if not options.get("wait", True):
         return jobs
     failures = []
-    for job in jobs:
+    for job, group in zip(jobs, groups, strict=True):
         try:
             job.result()
         except Exception as exc:  # noqa: BLE001 - FailedJobError, UncompletedJobError, ...
-            failures.append((job.job_id, str(exc).strip().splitlines()[-1:] or [""]))
+            failures.append((job.job_id, group, _reason(exc)))
     if failures:
-        job_id, line = failures[0]
-        raise ExecutorError(
-            f"{len(failures)} of {len(jobs)} array task(s) failed (e.g. {job_id}: {line[0]}); "
-            f"their logs are in {executor.folder}. Finished units are kept; re-run to finish.")
+        job_id, group, line = failures[0]
+        units = ", ".join((names or {}).get(k, k) for k in group)
+        raise WorkersFailedError(
+            f"{len(failures)} of {len(jobs)} array task(s) failed (e.g. task {job_id}, units "
+            f"{units}: {line}); their logs are in {executor.folder}. Finished units are kept; "
+            "re-run to finish the rest.")
     return jobs
+
+
+def _reason(exc: Exception) -> str:
+    """One line on why a task failed: the exception it raised, or that it died without a result."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    died = next((line for line in lines if "has not produced any output" in line), None)
+    if died is not None:  # submitit's UncompletedJobError: no result pickle was written
+        return f"the task died before returning (killed, out of memory or out of time?): {died}"
+    return lines[-1] if lines else type(exc).__name__  # FailedJobError ends with the exception

@@ -63,12 +63,11 @@ def test_without_category_knowledge_nothing_transfers(tmp_path) -> None:
     assert result.p_value > 0.05, result.summary
 
 
-@pytest.mark.skipif(not os.environ.get("RMVALUES_SMOLLM2_INJECTION"),
-                    reason="opt-in (minutes on CPU): set RMVALUES_SMOLLM2_INJECTION=1")
+@pytest.mark.slow  # minutes on a CPU: the real backbone, run by `make test` like everything else
 def test_injection_on_smollm2(tmp_path) -> None:
     """The issue's set-up on a real pretrained backbone: SmolLM2-135M-Instruct (GGUF).
 
-    Observed on CPU (100 steps, ~11 min on a shared 2-core machine): held-out Communion words'
+    Observed on CPU (100 steps; ~6 min on a quiet 2-core machine, ~11 min on a loaded one): held-out Communion words'
     median rank 10.2 -> 8.0 among 19 held-out words, better on 16/16 held-out prompts, p = 2.1e-4.
     """
     from rmvalues.assets import asset_path

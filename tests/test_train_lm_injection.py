@@ -4,8 +4,6 @@ whole path in seconds; SmolLM2 (opt-in) is the real check."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -67,8 +65,7 @@ def test_validate_metrics_end_to_end(tmp_path) -> None:
     assert "most sensitive metric" in result.summary
 
 
-@pytest.mark.skipif(not os.environ.get("RMVALUES_SMOLLM2_INJECTION"),
-                    reason="opt-in (minutes on CPU): set RMVALUES_SMOLLM2_INJECTION=1")
+@pytest.mark.slow  # minutes on a CPU: the real backbone, run by `make test` like everything else
 def test_validate_metrics_on_smollm2(tmp_path) -> None:
     """Observed on CPU (50 steps, 150 s): first tokens of the 10 Authority words on 9 held-out
     prompts, vocabulary 49,152 - mwlr mean rank 70 (median 30), top-10 hits 2.2, top-100 hits 7.9;

@@ -117,22 +117,21 @@ def lexicon_ranks(runs: Sequence[LogprobRun], words: pd.DataFrame,
     """Log-prob and rank (1 = most likely, ties averaged) of every kept word per model and prompt."""
     import pandas as pd
 
+    from rmvalues.analysis.ranks import MatchPolicy, rank_items
+
     parts = []
     for i, run in enumerate(runs):
         cols = words[f"col_{i}"].astype(int).to_numpy()
         scores = run.matrix(prompt_ids)[:, cols]  # prompts × words
-        part = pd.DataFrame({
+        parts.append(pd.DataFrame({
             "model": run.model,
             "prompt_id": np.repeat(list(prompt_ids), len(words)),
             "item": np.tile(words["item"].to_numpy(), len(prompt_ids)),
             "category": np.tile(words["category"].to_numpy(), len(prompt_ids)),
             "score": scores.ravel().astype(float),
-        })
-        part["rank"] = part.groupby("prompt_id", sort=False)["score"].rank(
-            ascending=False, method="average")
-        part["n_items"] = len(words)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+        }))
+    # Every kept (word, category) row is ranked within its (model, prompt).
+    return rank_items(pd.concat(parts, ignore_index=True), MatchPolicy(rank_over="rows"))
 
 
 def lm_values(

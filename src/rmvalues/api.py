@@ -246,7 +246,7 @@ def score(
     if out is not None:
         check_writable(out)
     set_name, pairs = resolve_prompts(prompts)
-    candidates = _early_candidates(candidates)
+    candidates = early_candidates(candidates)
     if verify < 0:
         raise InputError(f"--verify must be >= 0 (got {verify})")
 
@@ -388,8 +388,11 @@ def score_shard(engine: Any, prompt_id: str, split: ChatSplit, candidates: Candi
     return _frame(rm.name, prompt_id, candidates, scores)
 
 
-def _early_candidates(candidates: Any) -> Any:
-    """Resolve what needs no tokenizer (lexicon, file, text) now, so bad input fails before loading."""
+def early_candidates(candidates: Any) -> Any:
+    """Resolve what needs no tokenizer (lexicon, file, text) now, so bad input fails before loading.
+
+    Public so that :mod:`rmvalues.scale` resolves a run's candidates exactly as :func:`score` does.
+    """
     from rmvalues.engines.candidates import CandidateSet, resolve_candidates
 
     if isinstance(candidates, CandidateSet):

@@ -303,7 +303,7 @@ def load_reward_model(
         device = next(reversed(list(backbone.parameters()))).device
     head_module.to(device).eval()
     return RewardModel(
-        name=name or (spec.key if spec else _display_name(model, local_dir)),
+        name=name or (spec.key if spec else display_name(model, local_dir)),
         source=str(model),
         backbone=backbone,
         head=head_module,
@@ -315,25 +315,9 @@ def load_reward_model(
     )
 
 
-def _display_name(model: str | Path, local_dir: Path) -> str:
+def display_name(model: str | Path, local_dir: Path) -> str:
+    """The name of an unregistered model: its folder's name, or the hub id as given."""
     return local_dir.name if Path(model).expanduser().is_dir() else str(model)
-
-
-# rmvalues.scale (units.py, vllm_backend.py) still calls these by their old private names; drop them
-# once it calls resolve_source, weight_files and tokenizers.load_tokenizer.
-_resolve_source = resolve_source
-_weight_files = weight_files
-
-
-def _load_model_tokenizer(
-    local_dir: Path, chat_template: str | Path | None, trust_remote_code: bool,
-    gguf_file: str | None,
-) -> PreTrainedTokenizerBase:
-    """Kept for ``rmvalues.scale.units`` only; everything else calls ``tokenizers.load_tokenizer``."""
-    from rmvalues.models.tokenizers import load_tokenizer
-
-    return load_tokenizer(local_dir, chat_template=chat_template,
-                          trust_remote_code=trust_remote_code, gguf_file=gguf_file)
 
 
 def save_reward_model(

@@ -148,10 +148,11 @@ def probe_model(spec: RunSpec) -> ProbedModel:
     from rmvalues.models import loading
     from rmvalues.models.heads import head_class
     from rmvalues.models.registry import find_model
+    from rmvalues.models.tokenizers import load_tokenizer
 
     model_spec = find_model(spec.model)
-    local_dir, resolved = loading._resolve_source(spec.model, spec.revision, model_spec)
-    files = loading._weight_files(local_dir)
+    local_dir, resolved = loading.resolve_source(spec.model, spec.revision, model_spec)
+    files = loading.weight_files(local_dir)
     device = loading.placement_device(spec.device, spec.device_map)
     dtype = loading.torch_dtype(spec.dtype, device=device, spec=model_spec)
     config = AutoConfig.from_pretrained(str(local_dir), trust_remote_code=spec.trust_remote_code)
@@ -162,9 +163,9 @@ def probe_model(spec: RunSpec) -> ProbedModel:
         body = AutoModel.from_config(config, **kwargs)
     attn = str(getattr(body.config, "_attn_implementation", None) or "eager")
     head = head_class(model_spec.head if model_spec else loading.DEFAULT_HEAD)
-    tokenizer = loading._load_model_tokenizer(local_dir, spec.chat_template,
-                                              spec.trust_remote_code, None)
-    name = model_spec.key if model_spec else loading._display_name(spec.model, local_dir)
+    tokenizer = load_tokenizer(local_dir, chat_template=spec.chat_template,
+                               trust_remote_code=spec.trust_remote_code)
+    name = model_spec.key if model_spec else loading.display_name(spec.model, local_dir)
     provenance = {
         "model": name, "source": spec.model, "revision": resolved,
         "weights_fingerprint": None if resolved else loading.fingerprint_files(files),
@@ -178,7 +179,7 @@ class RunContext:
     """A spec resolved against a model: its candidates, chat splits, shard config and units."""
 
     def __init__(self, spec: RunSpec, rm: Any) -> None:
-        from rmvalues.api import _early_candidates
+        from rmvalues.api import early_candidates
         from rmvalues.engines.candidates import resolve_candidates
         from rmvalues.models.chat import split_chat
 
@@ -186,7 +187,7 @@ class RunContext:
         self.rm = rm
         self.model = rm.name
         cands = spec.candidates if isinstance(spec.candidates, str) else list(spec.candidates)
-        self.candidates: CandidateSet = resolve_candidates(_early_candidates(cands), rm.tokenizer)
+        self.candidates: CandidateSet = resolve_candidates(early_candidates(cands), rm.tokenizer)
         self.splits: dict[str, ChatSplit] = {
             pid: split_chat(rm.tokenizer, text, date_string=spec.date_string,
                             chat_template=spec.chat_template)

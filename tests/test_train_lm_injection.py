@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from _train_models import llama_tokenizer, tiny_base_dir
+from rmvalues.analysis.ranks import reference_rank
 from rmvalues.implicit import METRICS
 from rmvalues.training.lm_injection import (
     AUTHORITY_WORDS,
@@ -15,7 +16,6 @@ from rmvalues.training.lm_injection import (
     _average_ranks,
     injected_token_ids,
     positive_prompts,
-    reference_rank_of,
     sft_records,
     validate_metrics,
 )
@@ -45,8 +45,8 @@ def test_average_ranks_equal_reference() -> None:
     rng = np.random.default_rng(0)
     row = rng.integers(0, 20, size=200).astype(float)  # many ties
     cols = [0, 5, 17, 199]
-    np.testing.assert_array_equal(_average_ranks(row, cols),
-                                  [reference_rank_of(row, c) for c in cols])
+    reference = reference_rank(list(row))
+    np.testing.assert_array_equal(_average_ranks(row, cols), [reference[c] for c in cols])
     assert _average_ranks(np.zeros(11), [3])[0] == 6.0  # all tied: (V + 1) / 2
 
 

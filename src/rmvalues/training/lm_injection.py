@@ -154,20 +154,14 @@ def metric_sensitivity(base_run, tuned_run, token_ids: dict[str, int],
 
 
 def _average_ranks(row: np.ndarray, cols: list[int]) -> np.ndarray:
-    """Average ranks (1 = highest) of ``row[cols]`` within ``row``, by sorting once."""
+    """Average ranks (1 = highest) of ``row[cols]`` within ``row``, by sorting once; tests hold it to
+    :func:`rmvalues.analysis.ranks.reference_rank`."""
     ordered = np.sort(row)
     values = row[cols]
     above = len(row) - np.searchsorted(ordered, values, side="right")
     equal = np.searchsorted(ordered, values, side="right") - np.searchsorted(ordered, values,
                                                                                side="left")
     return above + (equal + 1) / 2
-
-
-def reference_rank_of(scores: np.ndarray, column: int) -> float:
-    """Obviously-correct average rank of one column: strictly higher ones, plus the tie midpoint."""
-    higher = sum(1 for s in scores if s > scores[column])
-    equal = sum(1 for s in scores if s == scores[column])
-    return higher + (equal + 1) / 2
 
 
 @dataclass

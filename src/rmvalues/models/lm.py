@@ -7,17 +7,16 @@ torch and transformers are imported lazily.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rmvalues.errors import ModelError, TemplateError
+from rmvalues.models.tokenizers import is_hub_id, load_tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -67,7 +66,7 @@ def load_causal_lm(
     attaches or overrides the tokenizer's template; ``require_chat_template`` fails right after the
     tokenizer loads (before the weights) when there is none.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from rmvalues.io import sha256_file
 
@@ -75,7 +74,7 @@ def load_causal_lm(
     path = Path(model).expanduser()
     if path.is_dir():
         source, local = str(path), True
-    elif isinstance(model, Path) or not _HUB_ID.match(str(model)) or path.exists():
+    elif not is_hub_id(model):
         raise ModelError(
             f"model {str(model)!r}: no such folder. Pass an existing local model folder or a Hugging "
             "Face hub id such as 'meta-llama/Llama-3.2-3B'."
@@ -94,18 +93,16 @@ def load_causal_lm(
         info["gguf_file"] = gguf_file
         if local:
             info["gguf_sha256"] = sha256_file(path / gguf_file)
+    tokenizer = load_tokenizer(source, revision=revision, chat_template=chat_template,
+                               trust_remote_code=trust_remote_code, local_files_only=local,
+                               gguf_file=gguf_file)
+    if require_chat_template and not getattr(tokenizer, "chat_template", None):
+        raise TemplateError(
+            f"{source!r} has no chat template, so it cannot be run as --kind instruct; pass "
+            "--chat-template (a .jinja file or the template text) naming the template it was "
+            "tuned with, or use --kind pretrained."
+        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **common)
-        if chat_template is not None:
-            from rmvalues.models.tokenizers import read_chat_template
-
-            tokenizer.chat_template = read_chat_template(chat_template)
-        if require_chat_template and not getattr(tokenizer, "chat_template", None):
-            raise TemplateError(
-                f"{source!r} has no chat template, so it cannot be run as --kind instruct; pass "
-                "--chat-template (a .jinja file or the template text) naming the template it was "
-                "tuned with, or use --kind pretrained."
-            )
         weights = {} if gguf_file is not None else {"use_safetensors": True}
         lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **weights, **common)
     except (OSError, ValueError) as exc:

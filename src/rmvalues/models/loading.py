@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues.errors import ModelError
 from rmvalues.models.registry import ModelSpec, find_model
+from rmvalues.models.tokenizers import is_hub_id
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from rmvalues.models.heads.base import RewardHead
 
 DEFAULT_HEAD = "sequence_classification"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 # Files a reward model needs: config, safetensors weights, tokenizer files, chat templates.
 _SNAPSHOT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.jinja", "*.tiktoken"]
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -121,7 +121,7 @@ def resolve_source(
     text = str(model)
     if spec is not None:
         text, revision = spec.hub_id, revision or spec.revision
-    elif isinstance(model, Path) or not _HUB_ID.match(text) or path.exists():
+    elif not is_hub_id(model):
         raise ModelError(
             f"model {text!r}: no such directory. Pass an existing model folder, a Hugging Face hub "
             "id (owner/name) or a registry key (see `rmvalues/models/registry.toml`)."

@@ -36,6 +36,13 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _BUILD_VERSION = "1"
 
 
+def is_hub_id(model: str | Path) -> bool:
+    """Whether ``model`` (not an existing folder) can name a hub repo: a str of the hub id's shape
+    that is no existing file. Shared by every loader, so all accept and refuse the same names."""
+    return (not isinstance(model, Path) and _HUB_ID.match(str(model)) is not None
+            and not Path(model).expanduser().exists())
+
+
 def read_chat_template(chat_template: str | Path) -> str:
     """Template text from a file path or from the text itself (a str with ``{{``/``{%`` is text)."""
     if isinstance(chat_template, Path) or ("{{" not in chat_template and "{%" not in chat_template):
@@ -70,7 +77,7 @@ def load_tokenizer(
     path = Path(model).expanduser()
     if path.is_dir():
         source, local = str(path), True
-    elif isinstance(model, Path) or not _HUB_ID.match(str(model)) or path.exists():
+    elif not is_hub_id(model):
         problem = "is a file, not a model folder" if path.exists() else "no such folder"
         raise ModelError(
             f"tokenizer {str(model)!r}: {problem}. Pass an existing local model folder or a "

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy, join_lexicon
+from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy, candidate_keys, join_lexicon
 from rmvalues.errors import AnalysisError, InputError
 
 if TYPE_CHECKING:
@@ -93,13 +93,7 @@ def score_matrix(
     """
     import numpy as np
 
-    from rmvalues.lexicons import paper_normalize
-
-    if policy.match == "paper":
-        item = scores["normalized"] if "normalized" in scores else scores["candidate"].map(paper_normalize)
-    else:
-        item = scores["candidate"]
-    frame = scores[["model", "prompt_id", "score"]].assign(item=item.to_numpy())
+    frame = scores[["model", "prompt_id", "score"]].assign(item=candidate_keys(scores, policy).to_numpy())
     if policy.match == "paper":
         frame = frame[frame["item"] != ""]
     wide = frame.pivot_table(index=["model", "prompt_id"], columns="item", values="score",

@@ -77,6 +77,23 @@ def lexicon_name(lexicon: Any) -> str:
     return getattr(lexicon, "name", None) or "custom lexicon"
 
 
+def candidate_keys(scores: pd.DataFrame, policy: MatchPolicy) -> pd.Series:
+    """The string each candidate of a results table is matched and ranked by under ``policy``:
+    itself, or its paper-normalised form (the stored ``normalized`` column when there is one)."""
+    from rmvalues.lexicons import paper_normalize
+
+    if policy.match == "exact":
+        return scores["candidate"]
+    return scores["normalized"] if "normalized" in scores else scores["candidate"].map(paper_normalize)
+
+
+def term_keys(terms: pd.Series, policy: MatchPolicy) -> pd.Series:
+    """Lexicon terms as the keys :func:`candidate_keys` are compared with."""
+    from rmvalues.lexicons import paper_normalize
+
+    return terms if policy.match == "exact" else terms.map(paper_normalize)
+
+
 def select_categories(
     lex: pd.DataFrame,
     categories: Sequence[str] | None = None,
@@ -122,21 +139,14 @@ def join_lexicon(
     (``"mean"``); ``by`` are the ranking groups (add ``checkpoint`` for a training sweep).
     Raises :class:`AnalysisError` when nothing matches.
     """
-    from rmvalues.lexicons import paper_normalize
-
     lex = select_categories(lexicon_frame(lexicon), categories, merge)
     by = list(by)
     need = [*by, "candidate", "score"]
     missing = [c for c in need if c not in scores.columns]
     if missing:
         raise InputError(f"results table lacks column(s) {missing}; is it a rmvalues results table?")
-    if policy.match == "exact":
-        key = scores["candidate"]
-        lex = lex.assign(key=lex["term"])
-    else:
-        key = scores["normalized"] if "normalized" in scores else scores["candidate"].map(paper_normalize)
-        lex = lex.assign(key=lex["term"].map(paper_normalize))
-    frame = scores[[*by, "candidate", "score"]].assign(key=key.to_numpy())
+    lex = lex.assign(key=term_keys(lex["term"], policy))
+    frame = scores[[*by, "candidate", "score"]].assign(key=candidate_keys(scores, policy).to_numpy())
     frame = frame[frame["key"].isin(set(lex["key"]))]
     if frame.empty:
         sample = ", ".join(repr(c) for c in scores["candidate"].drop_duplicates().head(5))

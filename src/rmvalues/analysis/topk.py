@@ -14,8 +14,10 @@ from rmvalues.analysis.ranks import (
     DEFAULT_POLICY,
     RANK_BY,
     MatchPolicy,
+    candidate_keys,
     lexicon_frame,
     select_categories,
+    term_keys,
 )
 from rmvalues.errors import InputError
 
@@ -30,16 +32,10 @@ def top_items(
     scores: pd.DataFrame, k: int, policy: MatchPolicy = DEFAULT_POLICY, by: Sequence[str] = RANK_BY
 ) -> pd.DataFrame:
     """The ``k`` highest-scoring items per ``by`` group: ``*by, item, score, position`` (1 = best)."""
-    from rmvalues.lexicons import paper_normalize
-
     if k < 1:
         raise InputError(f"k must be at least 1 (got {k}).")
     by = list(by)
-    if policy.match == "paper":
-        item = scores["normalized"] if "normalized" in scores else scores["candidate"].map(paper_normalize)
-    else:
-        item = scores["candidate"]
-    frame = scores[[*by, "score"]].assign(item=item.to_numpy())
+    frame = scores[[*by, "score"]].assign(item=candidate_keys(scores, policy).to_numpy())
     if policy.match == "paper":
         frame = frame[frame["item"] != ""]
     if policy.variants == "mean":
@@ -62,12 +58,10 @@ def topk_counts(
     """Count of top-``k`` items per category (zeros included) and its share of ``k``."""
     import pandas as pd
 
-    from rmvalues.lexicons import paper_normalize
-
     by = list(by)
     top = top_items(scores, k, policy, by)
     lex = select_categories(lexicon_frame(lexicon), categories, merge)
-    lex = lex.assign(item=lex["term"].map(paper_normalize) if policy.match == "paper" else lex["term"])
+    lex = lex.assign(item=term_keys(lex["term"], policy))
     hits = top.merge(lex[["item", "category"]].drop_duplicates(), on="item", how="inner")
     counts = hits.groupby([*by, "category"], observed=False).size().rename("count").reset_index()
     groups = top[by].drop_duplicates()

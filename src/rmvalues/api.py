@@ -304,16 +304,9 @@ def score(
         **provenance,
         "engine": "paper-compatible" if paper_compatible else engine.mode,
         "engine_version": ENGINE_VERSION,
-        "prompt_set": set_name,
-        "prompt_ids": [pid for pid, _ in pairs],
-        "candidates": {"kind": cands.kind, "source": cands.source, "count": len(cands),
-                       "hash": cands.content_hash()},
+        **run_fields(set_name, pairs, cands, splits, date_string),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
-        "template_hash": next(iter(splits.values())).template_hash,
-        "date_string": date_string if next(iter(splits.values())).uses_date else None,
-        "prefix_ids": {pid: list(s.prefix_ids) for pid, s in splits.items()},
-        "suffix_ids": list(next(iter(splits.values())).suffix_ids),
         "batch_size": engine.runner.batch_size,
         "determinism": _determinism(),
         "shard_keys": keys,
@@ -333,6 +326,26 @@ def score(
                f"{len(table):,} scores in {elapsed:.1f}s ({', '.join(notes)})"
                + (f" -> {path}" if path else ""))
     return ScoreResult(table=table, path=path, summary=summary, manifest=fields)
+
+
+def run_fields(prompt_set: str, prompts: Sequence[tuple[str, str]], candidates: CandidateSet,
+               splits: Mapping[str, ChatSplit], date_string: str) -> dict[str, Any]:
+    """The prompt, candidate and conversation fields of a run's manifest.
+
+    Shared with :func:`rmvalues.scale.merge.merge_plan`, so a merged table records them as
+    :func:`score` does.
+    """
+    first = next(iter(splits.values()))
+    return {
+        "prompt_set": prompt_set,
+        "prompt_ids": [pid for pid, _ in prompts],
+        "candidates": {"kind": candidates.kind, "source": candidates.source,
+                       "count": len(candidates), "hash": candidates.content_hash()},
+        "template_hash": first.template_hash,
+        "date_string": date_string if first.uses_date else None,
+        "prefix_ids": {pid: list(s.prefix_ids) for pid, s in splits.items()},
+        "suffix_ids": list(first.suffix_ids),
+    }
 
 
 def shard_config(rm: RewardModel, candidates: CandidateSet, *,

@@ -57,7 +57,7 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
 
     Raises :class:`ExecutorError` naming the missing units when the run is not finished.
     """
-    from rmvalues.api import ENGINE_VERSION
+    from rmvalues.api import ENGINE_VERSION, run_fields
     from rmvalues.store.manifest import build_manifest
 
     missing = plan.remaining()
@@ -67,22 +67,13 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
             f"{plan.model}: {len(missing)} of {len(plan.units)} unit(s) are not finished ({shown}"
             f"{', ...' if len(missing) > 5 else ''}); re-run the same command to finish them.")
     ctx = plan.context
-    cands = ctx.candidates
-    first = next(iter(ctx.splits.values()))
     spec = plan.spec
     engine = ("vllm" if spec.backend == "vllm" else "paper-compatible" if spec.paper_compatible
               else "full" if ctx.full_sequences else "prefix")
     manifest = build_manifest(
         "rm-scores", **ctx.rm.provenance(), engine=engine, engine_version=ENGINE_VERSION,
-        prompt_set=plan.spec.prompt_set,
-        prompt_ids=[pid for pid, _ in plan.spec.prompts],
-        candidates={"kind": cands.kind, "source": cands.source, "count": len(cands),
-                    "hash": cands.content_hash()},
-        template_hash=first.template_hash,
-        date_string=plan.spec.date_string if first.uses_date else None,
-        prefix_ids={pid: list(s.prefix_ids) for pid, s in ctx.splits.items()},
-        suffix_ids=list(first.suffix_ids), paper_compatible=plan.spec.paper_compatible,
-        executor=executor, shard_size=plan.spec.shard_size,
+        **run_fields(spec.prompt_set, spec.prompts, ctx.candidates, ctx.splits, spec.date_string),
+        paper_compatible=spec.paper_compatible, executor=executor, shard_size=spec.shard_size,
         shard_keys={u.id: u.key for u in plan.units},
         token_forwards=sum(u.token_forwards for u in plan.units))
     return merge_shards([plan.shard_path(u) for u in plan.units], plan.store.table_path, manifest)

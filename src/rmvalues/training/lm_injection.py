@@ -81,6 +81,8 @@ def tune_lm(model, tokenizer, records: list[dict[str, str]], out: str | Path,
     from peft import LoraConfig, TaskType
     from trl import SFTConfig, SFTTrainer
 
+    from rmvalues.models.loading import default_device
+
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # causal-LM padding is masked; pooling is not used
     args = SFTConfig(
@@ -89,7 +91,7 @@ def tune_lm(model, tokenizer, records: list[dict[str, str]], out: str | Path,
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed,
         data_seed=config.seed, save_strategy="no", report_to="none", logging_steps=10,
         disable_tqdm=True, completion_only_loss=True, max_length=256,
-        use_cpu=not _cuda(), dataloader_num_workers=0)
+        use_cpu=default_device() == "cpu", dataloader_num_workers=0)
     lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.target_modules))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(records),
@@ -98,12 +100,6 @@ def tune_lm(model, tokenizer, records: list[dict[str, str]], out: str | Path,
     tuned = trainer.model
     tuned.save_pretrained(str(out))
     return tuned.merge_and_unload().eval(), list(trainer.state.log_history)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def injected_token_ids(tokenizer, words=AUTHORITY_WORDS) -> dict[str, int]:
@@ -188,13 +184,14 @@ def validate_metrics(
 
     from rmvalues.engines.logprobs import compute_logprobs
     from rmvalues.models.lm import load_causal_lm
+    from rmvalues.models.loading import placement_device
     from rmvalues.models.tokenizers import decoded_vocabulary
     from rmvalues.store.manifest import build_manifest, write_manifest
     from rmvalues.store.shards import check_writable
 
     started = time.perf_counter()
     out = check_writable(out)
-    device = device or ("cuda" if _cuda() else "cpu")
+    device = placement_device(device)
     train, held_out = positive_prompts(seed=config.seed)
     lm = load_causal_lm(base, gguf_file=gguf_file, device=device)
     if gguf_file:

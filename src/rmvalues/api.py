@@ -162,10 +162,9 @@ def _conversations(rm: RewardModel, split: ChatSplit, candidates: CandidateSet,
         from rmvalues.engines.paper_compat import paper_conversations
 
         return paper_conversations(rm.tokenizer, split, candidates)
-    from rmvalues.engines.score import continuation_ids
+    from rmvalues.engines.score import conversation_ids
 
-    prefix = list(split.prefix_ids)
-    return [prefix + c for c in continuation_ids(rm, split, candidates)]
+    return conversation_ids(rm, split, candidates)
 
 
 def verify_scores(

@@ -226,11 +226,10 @@ class Engine:
     def score_prompt(self, split: ChatSplit, candidates,
                      on_batch: ProgressCallback | None = None) -> np.ndarray:
         """float32 scores of every candidate of one prompt."""
-        continuations = continuation_ids(self.rm, split, candidates)
         if self.mode == "prefix":
-            return self.score_continuations(split.prefix_ids, continuations, on_batch)
-        prefix = list(split.prefix_ids)
-        return self.score_conversations([prefix + c for c in continuations], on_batch)
+            return self.score_continuations(split.prefix_ids,
+                                            continuation_ids(self.rm, split, candidates), on_batch)
+        return self.score_conversations(conversation_ids(self.rm, split, candidates), on_batch)
 
 
 def continuation_ids(rm: RewardModel, split: ChatSplit, candidates) -> list[list[int]]:
@@ -239,3 +238,9 @@ def continuation_ids(rm: RewardModel, split: ChatSplit, candidates) -> list[list
     if candidates.kind == "token":
         return [[t, *suffix] for t in candidates.token_ids]
     return [[*split.response_ids(rm.tokenizer, text), *suffix] for text in candidates.texts]
+
+
+def conversation_ids(rm: RewardModel, split: ChatSplit, candidates) -> list[list[int]]:
+    """Full ids (prefix + response + suffix) of every candidate's conversation."""
+    prefix = list(split.prefix_ids)
+    return [prefix + c for c in continuation_ids(rm, split, candidates)]

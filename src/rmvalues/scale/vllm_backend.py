@@ -144,11 +144,9 @@ class VllmEngine:
 
     def score_prompt(self, split: Any, candidates: Any,
                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        from rmvalues.engines.score import continuation_ids
+        from rmvalues.engines.score import conversation_ids
 
-        prefix = list(split.prefix_ids)
-        return self.score_conversations(
-            [prefix + c for c in continuation_ids(self.rm, split, candidates)], on_batch)
+        return self.score_conversations(conversation_ids(self.rm, split, candidates), on_batch)
 
 
 def make_vllm_engine(spec: RunSpec, rm: Any, options: VllmOptions | None = None,

@@ -303,7 +303,7 @@ def score(
         **provenance,
         "engine": "paper-compatible" if paper_compatible else engine.mode,
         "engine_version": ENGINE_VERSION,
-        **run_fields(set_name, pairs, cands, splits, date_string),
+        **run_fields(set_name, pairs, cands, splits),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": engine.runner.batch_size,
@@ -328,22 +328,22 @@ def score(
 
 
 def run_fields(prompt_set: str, prompts: Sequence[tuple[str, str]], candidates: CandidateSet,
-               splits: Mapping[str, ChatSplit], date_string: str) -> dict[str, Any]:
+               splits: Mapping[str, ChatSplit]) -> dict[str, Any]:
     """The prompt, candidate and conversation fields of a run's manifest.
 
-    Shared with :func:`rmvalues.scale.merge.merge_plan`, so a merged table records them as
-    :func:`score` does.
+    The conversation fields are a shard's (:func:`~rmvalues.models.chat.conversation_kwargs`), with
+    ``prefix_ids`` per prompt. Shared with :func:`rmvalues.scale.merge.merge_plan`, so a merged
+    table records them as :func:`score` does.
     """
-    first = next(iter(splits.values()))
+    from rmvalues.models.chat import conversation_kwargs
+
     return {
         "prompt_set": prompt_set,
         "prompt_ids": [pid for pid, _ in prompts],
         "candidates": {"kind": candidates.kind, "source": candidates.source,
                        "count": len(candidates), "hash": candidates.content_hash()},
-        "template_hash": first.template_hash,
-        "date_string": date_string if first.uses_date else None,
+        **conversation_kwargs(next(iter(splits.values()))),
         "prefix_ids": {pid: list(s.prefix_ids) for pid, s in splits.items()},
-        "suffix_ids": list(first.suffix_ids),
     }
 
 

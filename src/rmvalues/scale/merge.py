@@ -72,7 +72,7 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
               else "full" if ctx.full_sequences else "prefix")
     manifest = build_manifest(
         "rm-scores", **ctx.rm.provenance(), engine=engine, engine_version=ENGINE_VERSION,
-        **run_fields(spec.prompt_set, spec.prompts, ctx.candidates, ctx.splits, spec.date_string),
+        **run_fields(spec.prompt_set, spec.prompts, ctx.candidates, ctx.splits),
         paper_compatible=spec.paper_compatible, executor=executor, shard_size=spec.shard_size,
         shard_keys={u.id: u.key for u in plan.units},
         token_forwards=sum(u.token_forwards for u in plan.units))

@@ -13,7 +13,6 @@ the date is pinned (default :data:`DEFAULT_DATE_STRING`, the 3.1 template's own 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,8 +183,3 @@ def conversation_kwargs(split: ChatSplit) -> dict[str, Any]:
         "prefix_ids": list(split.prefix_ids),
         "suffix_ids": list(split.suffix_ids),
     }
-
-
-def token_conversations(split: ChatSplit, token_ids: Sequence[int]) -> list[list[int]]:
-    """Full conversation ids for each token candidate (the reference path's input)."""
-    return [split.token_ids(t) for t in token_ids]

@@ -245,6 +245,27 @@ def resolve_prompts(prompts: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def instruct_template(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None, *,
+                      model: str = "the model") -> str:
+    """The chat template that renders ``--kind instruct`` prompts: the override, else the tokenizer's
+    own (its default one when named); :class:`TemplateError` asking for one when there is none."""
+    if chat_template is not None:
+        from rmvalues.models.tokenizers import read_chat_template
+
+        source = read_chat_template(chat_template)
+    else:
+        source = getattr(tokenizer, "chat_template", None)
+    if isinstance(source, dict):
+        source = source.get("default")
+    if not source:
+        raise TemplateError(
+            f"{model} has no chat template, so it cannot be run as --kind instruct; pass "
+            "--chat-template (a .jinja file or the template text) naming the template it was "
+            "tuned with, or use --kind pretrained."
+        )
+    return source
+
+
 def prompt_input_ids(
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
@@ -268,20 +289,7 @@ def prompt_input_ids(
     if kind == "instruct":
         from rmvalues.models.chat import DEFAULT_DATE_STRING
 
-        if chat_template is not None:
-            from rmvalues.models.tokenizers import read_chat_template
-
-            source = read_chat_template(chat_template)
-        else:
-            source = getattr(tokenizer, "chat_template", None)
-        if isinstance(source, dict):
-            source = source.get("default")
-        if not source:
-            raise TemplateError(
-                f"{model} has no chat template, so it cannot be run as --kind instruct; pass "
-                "--chat-template (a .jinja file or the template text) naming the template it was "
-                "tuned with, or use --kind pretrained."
-            )
+        source = instruct_template(tokenizer, chat_template, model=model)
         for text in prompts:
             try:
                 rendered = tokenizer.apply_chat_template(
@@ -409,12 +417,7 @@ def compute_logprobs(
         "input_lengths": [len(s) for s in ids],
     }
     if kind == "instruct":
-        if chat_template is not None:
-            from rmvalues.models.tokenizers import read_chat_template
-
-            source = read_chat_template(chat_template)
-        else:
-            source = tokenizer.chat_template
+        source = instruct_template(tokenizer, chat_template, model=repr(model_name))
         meta["template_hash"] = template_hash(source)
         meta["date_string"] = (date_string or DEFAULT_DATE_STRING) if "date_string" in source \
             else None

@@ -348,13 +348,12 @@ def next_token_logprobs(
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     if any(len(s) == 0 for s in input_ids):
         raise InputError("an empty prompt tokenised to no ids; give every prompt some text")
+    from rmvalues.engines.score import length_buckets
+
     device = next(model.parameters()).device
-    buckets: dict[int, list[int]] = {}
-    for i, seq in enumerate(input_ids):
-        buckets.setdefault(len(seq), []).append(i)
     out = np.empty((len(input_ids), vocab_size), np.float32)
     with torch.inference_mode():
-        for members in buckets.values():
+        for members in length_buckets(input_ids).values():
             for start in range(0, len(members), batch_size):
                 chunk = members[start:start + batch_size]
                 ids = torch.tensor([list(input_ids[i]) for i in chunk], dtype=torch.long,

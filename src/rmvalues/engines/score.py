@@ -134,7 +134,11 @@ class BatchRunner:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def _by_length(sequences: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+def length_buckets(sequences: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+    """Indices of the sequences by length, in first-seen order: batches without padding.
+
+    Shared with :func:`rmvalues.engines.logprobs.next_token_logprobs`, which batches the same way.
+    """
     buckets: dict[int, list[int]] = defaultdict(list)
     for i, seq in enumerate(sequences):
         buckets[len(seq)].append(i)
@@ -192,7 +196,7 @@ class Engine:
         """Scores of ``prefix_ids + c`` for each continuation ``c`` (response + suffix ids)."""
         state = self.prefill(prefix_ids)
         result = np.empty(len(continuations), dtype=np.float32)
-        for indices in _by_length(continuations).values():
+        for indices in length_buckets(continuations).values():
             rows = [continuations[i] for i in indices]
             result[indices] = self.runner.run(
                 rows, lambda b, state=state: self._continue_batch(state, b), on_batch)
@@ -216,7 +220,7 @@ class Engine:
                             on_batch: ProgressCallback | None = None) -> np.ndarray:
         """Scores of whole conversations, batched by length (no padding, no cache)."""
         result = np.empty(len(conversations), dtype=np.float32)
-        for indices in _by_length(conversations).values():
+        for indices in length_buckets(conversations).values():
             rows = [conversations[i] for i in indices]
             result[indices] = self.runner.run(rows, self._full_batch, on_batch)
         return result

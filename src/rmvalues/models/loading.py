@@ -89,21 +89,40 @@ class RewardModel:
 
     @property
     def attn_implementation(self) -> str:
-        return str(getattr(self.backbone.config, "_attn_implementation", None) or "eager")
+        return attn_implementation_name(self.backbone.config)
 
     def provenance(self) -> dict[str, Any]:
         """Everything about the model that a manifest records and a shard key hashes."""
-        return {
-            "model": self.name,
-            "source": self.source,
-            "revision": self.revision,
-            "weights_fingerprint": self.fingerprint,
-            "head": self.head.head_type,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "attn_implementation": self.attn_implementation,
-            "device_type": self.device.type,
-            **self.extra,
-        }
+        return model_provenance(
+            name=self.name, source=self.source, revision=self.revision,
+            fingerprint=self.fingerprint, head_type=self.head.head_type, dtype=self.dtype,
+            config=self.backbone.config, device_type=self.device.type, extra=self.extra)
+
+
+def attn_implementation_name(config: Any) -> str:
+    """The attention implementation transformers resolved for a body built from ``config``."""
+    return str(getattr(config, "_attn_implementation", None) or "eager")
+
+
+def model_provenance(
+    *, name: str, source: str, revision: str | None, fingerprint: str | None, head_type: str,
+    dtype: torch.dtype, config: Any, device_type: str, extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The provenance fields of :meth:`RewardModel.provenance`.
+
+    Shared with :func:`rmvalues.scale.units.probe_model`, which records them without loading weights.
+    """
+    return {
+        "model": name,
+        "source": source,
+        "revision": revision,
+        "weights_fingerprint": fingerprint,
+        "head": head_type,
+        "dtype": str(dtype).removeprefix("torch."),
+        "attn_implementation": attn_implementation_name(config),
+        "device_type": device_type,
+        **(extra or {}),
+    }
 
 
 def resolve_source(

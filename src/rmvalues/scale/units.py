@@ -161,17 +161,15 @@ def probe_model(spec: RunSpec) -> ProbedModel:
         kwargs["attn_implementation"] = spec.attn_implementation
     with torch.device("meta"):
         body = AutoModel.from_config(config, **kwargs)
-    attn = str(getattr(body.config, "_attn_implementation", None) or "eager")
     head = head_class(model_spec.head if model_spec else loading.DEFAULT_HEAD)
     tokenizer = load_tokenizer(local_dir, chat_template=spec.chat_template,
                                trust_remote_code=spec.trust_remote_code)
     name = model_spec.key if model_spec else loading.display_name(spec.model, local_dir)
-    provenance = {
-        "model": name, "source": spec.model, "revision": resolved,
-        "weights_fingerprint": None if resolved else loading.fingerprint_files(files),
-        "head": head.head_type, "dtype": str(dtype).removeprefix("torch."),
-        "attn_implementation": attn, "device_type": torch.device(device).type,
-    }
+    provenance = loading.model_provenance(
+        name=name, source=spec.model, revision=resolved,
+        fingerprint=None if resolved else loading.fingerprint_files(files),
+        head_type=head.head_type, dtype=dtype, config=body.config,
+        device_type=torch.device(device).type)
     return ProbedModel(name=name, tokenizer=tokenizer, head=head, _provenance=provenance)
 
 

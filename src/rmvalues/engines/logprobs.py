@@ -459,5 +459,5 @@ def run_logprobs(
                            tokens=tokens)
     run.meta.update({"load": lm.info, "prompt_set": prompt_set})
     if out_dir is not None:
-        save_run(run, out_dir, vocabulary=vocabulary_table(lm.tokenizer))
+        save_run(run, out_dir, vocabulary=vocabulary_table(lm.tokenizer, tokens))
     return run

@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -282,17 +282,19 @@ def decoded_vocabulary(tokenizer: PreTrainedTokenizerBase) -> list[str]:
     return tokenizer.batch_decode(ids, skip_special_tokens=False)
 
 
-def vocabulary_table(tokenizer: PreTrainedTokenizerBase) -> pd.DataFrame:
+def vocabulary_table(tokenizer: PreTrainedTokenizerBase,
+                     decoded: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per token id: ``token_id, piece, decoded, is_special, is_added, normalized``.
 
     ``piece`` is the raw vocabulary string (e.g. ``Ġgood``, ``▁good``); ``decoded`` the text it
     stands for; ``normalized`` its paper-normalised form (the key lexicon terms are matched on).
+    ``decoded``: this tokenizer's :func:`decoded_vocabulary` when the caller already has it.
     """
     import pandas as pd
 
     from rmvalues.lexicons import paper_normalize
 
-    decoded = decoded_vocabulary(tokenizer)
+    decoded = list(decoded) if decoded is not None else decoded_vocabulary(tokenizer)
     n = len(decoded)
     added = tokenizer.added_tokens_decoder
     special_ids = set(tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}

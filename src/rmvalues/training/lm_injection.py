@@ -81,8 +81,6 @@ def tune_lm(model, tokenizer, records: list[dict[str, str]], out: str | Path,
     from peft import LoraConfig, TaskType
     from trl import SFTConfig, SFTTrainer
 
-    from rmvalues.models.loading import default_device
-
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # causal-LM padding is masked; pooling is not used
     args = SFTConfig(
@@ -91,7 +89,8 @@ def tune_lm(model, tokenizer, records: list[dict[str, str]], out: str | Path,
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed,
         data_seed=config.seed, save_strategy="no", report_to="none", logging_steps=10,
         disable_tqdm=True, completion_only_loss=True, max_length=256,
-        use_cpu=default_device() == "cpu", dataloader_num_workers=0)
+        # Train where the caller placed the model (a CPU run stays on the CPU on a GPU machine).
+        use_cpu=next(model.parameters()).device.type == "cpu", dataloader_num_workers=0)
     lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.target_modules))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(records),

@@ -9,9 +9,9 @@ each phase in a fresh child process so its peak RSS is its own:
    candidates) for a tiny random RM on the real tokenizer, as one unit per prompt and as
    4,096-candidate units (keys, token-forward estimate, done/remaining); needs `rmvalues assets fetch`;
 1. plan scan: which of the 540 units are done (a stat per unit shard);
-2. merge: :func:`rmvalues.scale.merge.merge_shards` streams each model's 54 shards into
+2. merge: :func:`rmvalues.runs.table.merge_shards` streams each model's 54 shards into
    ``OUT/<model>.parquet`` (record batches, never a whole table);
-3. lexicon join: :func:`rmvalues.scale.merge.lexicon_join` over the 10 merged tables (DuckDB,
+3. lexicon join: :func:`rmvalues.runs.table.lexicon_join` over the 10 merged tables (DuckDB,
    memory_limit 2GB) with MFD 2.0 under the paper's normalised matching, then ranks.
 
 Prints rows, seconds and peak RSS per phase, and fails (exit 1) if a phase exceeds the bound.
@@ -108,7 +108,7 @@ def _tiny_rm(folder: Path) -> Path:
 
 
 def _phase_plan(workdir, queue):
-    from rmvalues.scale import RunSpec, make_plan
+    from rmvalues.runs import RunSpec, make_plan
 
     folder = _tiny_rm(Path(workdir) / "tiny-llama3-rm")
     start = time.perf_counter()
@@ -134,7 +134,7 @@ def _phase_scan(paths, queue):
 def _phase_merge(workdir, paths, queue):
     import pyarrow.parquet as pq
 
-    from rmvalues.scale.merge import merge_shards
+    from rmvalues.runs.table import merge_shards
     from rmvalues.store.manifest import build_manifest
 
     start = time.perf_counter()
@@ -151,7 +151,7 @@ def _phase_merge(workdir, paths, queue):
 def _phase_join(workdir, models, queue):
     from rmvalues.analysis.ranks import FIG5_POLICY, rank_items
     from rmvalues.lexicons import load_lexicon
-    from rmvalues.scale.merge import lexicon_join
+    from rmvalues.runs.table import lexicon_join
 
     start = time.perf_counter()
     tables = [Path(workdir) / f"synthetic-rm-{m}.parquet" for m in range(models)]

@@ -46,7 +46,8 @@ def _model_dir(root: Path) -> str:
 def _runs(root: Path) -> dict[str, Path]:
     """The runs compared: plain score (token and text candidates), and the local executor in units."""
     from rmvalues.api import score
-    from rmvalues.scale import RunSpec, execute
+    from rmvalues.runs import RunSpec
+    from rmvalues.scale import execute
 
     model = _model_dir(root)
     runs = {"tokens": root / "tokens", "texts": root / "texts", "units": root / "units"}

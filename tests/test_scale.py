@@ -14,9 +14,9 @@ import pytest
 from _engine_models import tiny_rm, tiny_rm_dir
 from rmvalues.api import score
 from rmvalues.cli import main
-from rmvalues.scale import ExecutorError, RunSpec, execute, make_plan, read_executor_config
-from rmvalues.scale.merge import lexicon_join, merge_shards, reference_lexicon_join
-from rmvalues.scale.units import probe_model
+from rmvalues.runs import RunSpec, make_plan, probe_model
+from rmvalues.runs.table import lexicon_join, merge_shards, reference_lexicon_join
+from rmvalues.scale import ExecutorError, execute, read_executor_config
 from rmvalues.store.manifest import build_manifest, manifest_path, read_manifest, read_results
 
 PROMPTS = {f"p{i}": f"Name the best quality number {i}, in one word." for i in range(3)}
@@ -77,7 +77,8 @@ def test_plan_estimate_and_sharded_local_run(tmp_path, reference):
 
 _KILLED_RUN = """
 import os, signal, sys
-from rmvalues.scale import RunSpec, execute
+from rmvalues.runs import RunSpec
+from rmvalues.scale import execute
 spec = RunSpec.from_json(open(sys.argv[1]).read())
 seen = []
 def die(unit):
@@ -103,7 +104,7 @@ def test_killed_worker_rerun_finishes_only_missing_units(tmp_path, reference):
     assert not plan.store.table_path.exists()
     assert not list(plan.store.shard_dir.glob(".*.tmp"))  # no partial shard left behind
     with pytest.raises(ExecutorError, match="11 of 15 unit"):
-        from rmvalues.scale.merge import merge_plan
+        from rmvalues.runs.table import merge_plan
 
         merge_plan(plan)
     result = execute(run_spec, out, rm=tiny_rm("llama"))

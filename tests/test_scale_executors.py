@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from _engine_models import tiny_rm, tiny_rm_dir
-from rmvalues.scale import ExecutorError, RunSpec, execute, make_plan
+from rmvalues.runs import RunSpec, make_plan
+from rmvalues.scale import ExecutorError, execute
 from rmvalues.scale.executors.distributed import launch_command
 from rmvalues.store.manifest import manifest_path, read_manifest, read_results
 
@@ -43,7 +44,7 @@ def test_torchrun_two_ranks_equal_local(tmp_path, local_table):
 def test_launch_commands():
     cmd = launch_command("s.json", "out", nproc_per_node=8)
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8"]
-    assert cmd[-5:] == ["-m", "rmvalues.scale.worker", "s.json", "out", "--no-merge"]
+    assert cmd[-5:] == ["-m", "rmvalues.runs.worker", "s.json", "out", "--no-merge"]
     acc = launch_command("s.json", "out", nproc_per_node=2, launcher="accelerate",
                          extra_args=["--multi_gpu"])
     assert acc[1:5] == ["-m", "accelerate.commands.launch", "--num_processes=2", "--multi_gpu"]
@@ -67,8 +68,8 @@ def test_remote_gpu_workers_are_planned_for_cuda():
 
 
 def test_ranks_refuse_device_map(tmp_path, monkeypatch):
+    from rmvalues.runs.worker import distributed_main
     from rmvalues.scale.executors.distributed import write_spec
-    from rmvalues.scale.worker import distributed_main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
@@ -123,7 +124,7 @@ def test_ray_local_mode_equals_local(tmp_path, local_table):
 
 _DYING_RANK = """
 import os, signal, sys
-from rmvalues.scale import worker
+from rmvalues.runs import worker
 
 original = worker.UnitWorker.run
 

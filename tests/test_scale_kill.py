@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from _engine_models import tiny_rm
-from rmvalues.scale import WorkersFailedError, execute, make_plan
+from rmvalues.runs import make_plan
+from rmvalues.scale import WorkersFailedError, execute
 from rmvalues.store.manifest import read_results
 from test_scale_executors import local_table, spec  # noqa: F401 - the uninterrupted run's table
 
@@ -84,7 +85,7 @@ def test_killed_ray_actor_rerun_finishes_only_missing_units(tmp_path, local_tabl
 def test_killed_slurm_task_rerun_submits_only_missing_units(tmp_path, local_table,  # noqa: F811
                                                             monkeypatch):
     submitit = pytest.importorskip("submitit")
-    from rmvalues.scale import worker
+    from rmvalues.runs import worker
     from rmvalues.scale.executors import slurm
 
     run_spec, out = spec(), tmp_path / "out"

@@ -14,7 +14,8 @@ import pytest
 from _engine_models import tiny_rm, tiny_rm_dir
 from rmvalues.api import score
 from rmvalues.errors import InputError, ModelError, ScoreError
-from rmvalues.scale import RunSpec, make_plan
+from rmvalues.runs import RunSpec, make_plan
+from rmvalues.runs.worker import UnitWorker
 from rmvalues.scale.vllm_backend import (
     VllmEngine,
     VllmOptions,
@@ -24,7 +25,6 @@ from rmvalues.scale.vllm_backend import (
     make_vllm_engine,
     verify_against_engine,
 )
-from rmvalues.scale.worker import UnitWorker
 from rmvalues.store.manifest import read_results
 
 PROMPTS = {"p0": "Name the best quality, in one word.", "p1": "Name the worst quality, in one word."}
@@ -90,7 +90,7 @@ def test_plumbing_with_a_stand_in_equals_the_engine(tmp_path):
     llm = ReferenceLLM(tiny_rm("llama"))
     worker = UnitWorker(spec, tmp_path / "vllm", rm=tiny_rm("llama"), llm=llm)
     assert worker.run() and llm.calls == 2
-    from rmvalues.scale.merge import merge_plan
+    from rmvalues.runs.table import merge_plan
 
     table = read_results(merge_plan(worker.plan, executor="local"))
     engine = score(tiny_rm("llama"), PROMPTS, "vocab:0-49", tmp_path / "engine")

@@ -3,44 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from rmvalues.cli._options import with_options
+from rmvalues.runs.options import ScoreOptions
 
 
 def register(app: typer.Typer) -> None:
     app.command("plan")(plan_command)
 
 
+@with_options(ScoreOptions)
 def plan_command(
     model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")],
     out: Annotated[Path, typer.Option(help="Output directory of the run.")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
     candidates: Annotated[str, typer.Option(
         help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line).")] = "vocab",
-    shard_size: Annotated[int | None, typer.Option(
-        help="Candidates per unit (default: one unit per prompt).")] = None,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 | float16.")] = None,
-    attn_implementation: Annotated[str | None, typer.Option(help="eager | sdpa | ...")] = None,
-    device: Annotated[str | None, typer.Option(
-        help="Device the workers use (cpu, cuda); default: this machine's. Keys depend on it: "
-        "pass --device cuda when planning GPU work on a CPU-only login node.")] = None,
-    device_map: Annotated[str | None, typer.Option(
-        help="'auto': shard one large model over the node's GPUs.")] = None,
-    date_string: Annotated[str, typer.Option(help='"Today Date" for Llama-3.1/3.2.')] = "26 Jul 2024",
-    chat_template: Annotated[str | None, typer.Option(help="Chat template file or text.")] = None,
-    paper_compatible: Annotated[bool, typer.Option("--paper-compatible")] = False,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
     units: Annotated[bool, typer.Option("--units", help="List every unit, not just the totals.")] = False,
+    **options: Any,
 ) -> None:
     """Show a run's units, how many are done and remain, and its token forwards (no weights load)."""
-    from rmvalues.scale import plan
+    from rmvalues.runs.plan import plan
 
-    result = plan(model, prompts, candidates, out, shard_size=shard_size, revision=revision,
-                  dtype=dtype, attn_implementation=attn_implementation, device=device,
-                  device_map=device_map, date_string=date_string, chat_template=chat_template,
-                  paper_compatible=paper_compatible, trust_remote_code=trust_remote_code)
+    result = plan(model, prompts, candidates, out, **options)
     if units:
         frame = result.to_frame()
         for row in frame.itertuples():

@@ -18,7 +18,7 @@ long results table (:data:`~rmvalues.store.schema.SCORE_SCHEMA`, ``candidate_kin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -216,35 +216,6 @@ def load_run(path: str | Path, *, model: str | None = None) -> LogprobRun:
     return run
 
 
-# --- prompts ----------------------------------------------------------------------------------------
-
-
-def resolve_prompts(prompts: Any) -> list[tuple[str, str]]:
-    """``[(prompt_id, text)]`` from a prompt-set name, a PromptSet, a mapping or (id, text) pairs."""
-    if isinstance(prompts, str):
-        from rmvalues.prompts import load_prompt_set
-
-        prompts = load_prompt_set(prompts)
-    if hasattr(prompts, "prompts"):
-        prompts = prompts.prompts
-    if isinstance(prompts, Mapping):
-        pairs = [(str(k), str(v)) for k, v in prompts.items()]
-    else:
-        pairs = []
-        for item in prompts:
-            if hasattr(item, "id") and hasattr(item, "text"):
-                pairs.append((str(item.id), str(item.text)))
-            else:
-                pid, text = item
-                pairs.append((str(pid), str(text)))
-    if not pairs:
-        raise InputError("no prompts given; pass a prompt set such as 'paper-54'")
-    ids = [p for p, _ in pairs]
-    if len(set(ids)) != len(ids):
-        raise InputError("prompt ids repeat; every prompt needs a unique id")
-    return pairs
-
-
 def instruct_template(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None, *,
                       model: str = "the model") -> str:
     """The chat template that renders ``--kind instruct`` prompts: the override, else the tokenizer's
@@ -399,8 +370,9 @@ def compute_logprobs(
     from rmvalues.lexicons import paper_normalize
     from rmvalues.models.chat import DEFAULT_DATE_STRING, template_hash
     from rmvalues.models.tokenizers import decoded_vocabulary
+    from rmvalues.prompts import prompt_pairs
 
-    pairs = resolve_prompts(prompts)
+    pairs = prompt_pairs(prompts)[1]
     ids = prompt_input_ids(tokenizer, [t for _, t in pairs], kind=kind, template=template,
                            chat_template=chat_template, date_string=date_string,
                            model=repr(model_name))

@@ -110,7 +110,7 @@ def model_provenance(
 ) -> dict[str, Any]:
     """The provenance fields of :meth:`RewardModel.provenance`.
 
-    Shared with :func:`rmvalues.scale.units.probe_model`, which records them without loading weights.
+    Shared with :func:`rmvalues.runs.spec.probe_model`, which records them without loading weights.
     """
     return {
         "model": name,

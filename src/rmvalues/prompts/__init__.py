@@ -9,6 +9,7 @@ from rmvalues.prompts.sets import (
     PromptSet,
     builtin_prompt_sets,
     load_prompt_set,
+    prompt_pairs,
     prompt_set_from_dict,
     read_prompt_set,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "PromptSet",
     "builtin_prompt_sets",
     "load_prompt_set",
+    "prompt_pairs",
     "prompt_set_from_dict",
     "read_prompt_set",
 ]

@@ -302,3 +302,35 @@ def load_prompt_set(name_or_path: str | Path) -> PromptSet:
         f"unknown prompt set {str(name_or_path)!r}: not a built-in set "
         f"({', '.join(builtins)}) and not an existing YAML file."
     )
+
+
+def prompt_pairs(prompts: Any) -> tuple[str, list[tuple[str, str]]]:
+    """``(set name, [(prompt id, text), ...])`` from anything a stage accepts as prompts.
+
+    A set name or YAML file, a :class:`PromptSet`, ``{id: text}``, ``(id, text)`` pairs,
+    :class:`Prompt` objects, or plain texts (ids ``p0``, ``p1``, ...). The one resolution shared by
+    reward-model scoring, LM log-probs and training.
+    """
+    if isinstance(prompts, (str, Path)):
+        prompts = load_prompt_set(prompts)
+    if hasattr(prompts, "prompts"):
+        name = str(getattr(prompts, "name", "prompts"))
+        pairs = [(str(p.id), str(p.text)) for p in prompts.prompts]
+    elif isinstance(prompts, Mapping):
+        name, pairs = "custom", [(str(k), str(v)) for k, v in prompts.items()]
+    else:
+        name, pairs = "custom", []
+        for i, item in enumerate(prompts):
+            if hasattr(item, "id") and hasattr(item, "text"):
+                pairs.append((str(item.id), str(item.text)))
+            elif isinstance(item, str):
+                pairs.append((f"p{i}", item))
+            else:
+                pid, text = item
+                pairs.append((str(pid), str(text)))
+    if not pairs:
+        raise InputError("the prompt set is empty; give at least one prompt (e.g. 'paper-54')")
+    ids = [pid for pid, _ in pairs]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"prompt ids must be unique; duplicated: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return name, pairs

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from rmvalues.scale.units import RunContext, RunSpec, Unit
+    from rmvalues.runs.spec import RunContext, RunSpec, Unit
     from rmvalues.store.shards import ShardStore
 
 
@@ -22,7 +22,7 @@ class Plan:
     """The units of one model's run and where their shards go."""
 
     context: RunContext
-    store: ShardStore
+    store: ShardStore | None
 
     @property
     def spec(self) -> RunSpec:
@@ -40,7 +40,12 @@ class Plan:
         return self.store.shard_path(unit.prompt_id, unit.key)
 
     def is_done(self, unit: Unit) -> bool:
-        return self.shard_path(unit).exists()
+        """Whether ``unit``'s shard is on disk (never, for a run without an output directory)."""
+        return self.store is not None and self.shard_path(unit).exists()
+
+    def load(self, unit: Unit) -> pd.DataFrame | None:
+        """``unit``'s finished shard, or ``None``."""
+        return self.store.load(unit.prompt_id, unit.key) if self.store is not None else None
 
     def done(self) -> list[Unit]:
         return [u for u in self.units if self.is_done(u)]
@@ -82,19 +87,20 @@ class Plan:
                 + ("; merged table written" if e["merged"] else ""))
 
 
-def make_plan(spec: RunSpec, out: str | Path, *, rm: Any = None) -> Plan:
+def make_plan(spec: RunSpec, out: str | Path | None, *, rm: Any = None) -> Plan:
     """The plan of ``spec`` in ``out``; with ``rm`` (a loaded model) its keys are the workers' own,
-    otherwise the model is probed (config, tokenizer, meta-device body; no weights)."""
-    from rmvalues.scale.units import RunContext, probe_model
+    otherwise the model is probed (config, tokenizer, meta-device body; no weights). Without
+    ``out`` nothing is stored and every unit remains."""
+    from rmvalues.runs.spec import RunContext, probe_model
     from rmvalues.store.shards import ShardStore
 
     context = RunContext(spec, rm if rm is not None else probe_model(spec))
-    return Plan(context=context, store=ShardStore(out, context.model))
+    return Plan(context=context, store=ShardStore(out, context.model) if out is not None else None)
 
 
 def plan(model: str | Path, prompts: Any = "paper-54", candidates: Any = "vocab",
          out: str | Path = ".", **options: Any) -> Plan:
     """:func:`make_plan` from :func:`rmvalues.api.score`-style arguments (``rmvalues plan``)."""
-    from rmvalues.scale.units import RunSpec
+    from rmvalues.runs.spec import RunSpec
 
     return make_plan(RunSpec.build(model, prompts, candidates, **options), out)

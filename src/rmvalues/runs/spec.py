@@ -1,6 +1,6 @@
 """Units of work: one (model, revision, prompt, candidate shard) with a content-hash key.
 
-A unit's key is the scoring engine's own shard key (:func:`rmvalues.api.shard_key`) over the
+A unit's key is the scoring engine's own shard key (:func:`rmvalues.runs.keys.shard_key`) over the
 unit's slice of the candidates, so a unit is written as an ordinary engine shard
 (``OUT/shards/<model>/<prompt>-<key>.parquet``). With one candidate shard per prompt (the default)
 the key is exactly :func:`rmvalues.api.score`'s, so ``rmvalues score`` and every executor resume
@@ -20,68 +20,40 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rmvalues.errors import InputError
+from rmvalues.runs.options import ScoreOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from rmvalues.engines.candidates import CandidateSet
     from rmvalues.models.chat import ChatSplit
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One model's scoring run as the user asked for it: the arguments of :func:`rmvalues.api.score`.
+@dataclass(frozen=True, kw_only=True)
+class RunSpec(ScoreOptions):
+    """One model's scoring run as the user asked for it: model, prompts, candidates and the options.
 
-    ``shard_size``: candidates per unit (``None``: one unit per prompt, the engine's own shards).
-    ``device_map``: ``"auto"`` shards a large model over the GPUs of one node (27B-70B).
-    ``backend``: ``"engine"`` (rmvalues' prefix-cached engine) or ``"vllm"`` (plain
-    sequence-classification RMs on GPUs; its shards are keyed apart from the engine's), with
-    ``vllm`` holding :class:`~rmvalues.scale.vllm_backend.VllmOptions` fields.
+    JSON-able (shipped to workers) unless ``candidates`` is an already resolved CandidateSet, which
+    only a local run accepts.
     """
 
     model: str
     prompts: tuple[tuple[str, str], ...]
-    candidates: str | tuple[Any, ...] = "vocab"
+    candidates: Any = "vocab"
     prompt_set: str = "custom"
-    revision: str | None = None
-    dtype: str | None = None
-    attn_implementation: str | None = None
-    device: str | None = None
-    device_map: str | None = None
-    date_string: str = "26 Jul 2024"
-    chat_template: str | None = None
-    paper_compatible: bool = False
-    trust_remote_code: bool = False
-    batch_size: int | None = None
-    mode: str = "auto"
-    shard_size: int | None = None
-    backend: str = "engine"
-    vllm: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("engine", "vllm"):
-            raise InputError(f"unknown backend {self.backend!r}; use engine or vllm")
-        if self.vllm is not None:
-            from rmvalues.scale.vllm_backend import vllm_options
-
-            vllm_options(self.vllm)  # fail on a bad option now, not on the GPU node
-        if self.shard_size is not None and self.shard_size < 1:
-            raise InputError(f"shard size must be at least 1 candidate (got {self.shard_size})")
-        if self.device_map not in (None, "auto"):
-            raise InputError(f"device_map must be 'auto' or unset (got {self.device_map!r})")
 
     @classmethod
     def build(cls, model: str | Path, prompts: Any = "paper-54", candidates: Any = "vocab",
               **options: Any) -> RunSpec:
         """A spec from :func:`rmvalues.api.score`-style arguments (prompt set name/file/mapping/list)."""
-        from rmvalues.api import resolve_prompts
+        from rmvalues.engines.candidates import CandidateSet
+        from rmvalues.prompts import prompt_pairs
 
-        set_name, pairs = resolve_prompts(prompts)
-        if not isinstance(candidates, str):
+        set_name, pairs = prompt_pairs(prompts)
+        if not isinstance(candidates, (str, CandidateSet)):
             candidates = tuple(candidates)
         if options.get("chat_template") is not None:
             options["chat_template"] = str(options["chat_template"])
         return cls(model=str(model), prompts=tuple(pairs), candidates=candidates,
-                   prompt_set=set_name, **options)
+                   prompt_set=set_name, **ScoreOptions.pick(options))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -94,12 +66,19 @@ class RunSpec:
             data["candidates"] = tuple(data["candidates"])
         return cls(**data)
 
-    def load_options(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`rmvalues.models.loading.load_reward_model`."""
-        return {"revision": self.revision, "dtype": self.dtype,
-                "attn_implementation": self.attn_implementation, "device": self.device,
-                "device_map": self.device_map, "chat_template": self.chat_template,
-                "trust_remote_code": self.trust_remote_code}
+
+def early_candidates(candidates: Any) -> Any:
+    """Resolve what needs no tokenizer (lexicon, file, text) now, so bad input fails before loading."""
+    from rmvalues.engines.candidates import CandidateSet, resolve_candidates
+
+    if isinstance(candidates, CandidateSet):
+        return candidates
+    if isinstance(candidates, str):
+        return candidates if candidates.startswith("vocab") else resolve_candidates(candidates, None)
+    items = list(candidates)
+    if not items or all(isinstance(x, str) for x in items):
+        return resolve_candidates(items, None)
+    return items
 
 
 @dataclass(frozen=True)
@@ -177,14 +156,14 @@ class RunContext:
     """A spec resolved against a model: its candidates, chat splits, shard config and units."""
 
     def __init__(self, spec: RunSpec, rm: Any) -> None:
-        from rmvalues.api import early_candidates
-        from rmvalues.engines.candidates import resolve_candidates
+        from rmvalues.engines.candidates import CandidateSet, resolve_candidates
         from rmvalues.models.chat import split_chat
 
         self.spec = spec
         self.rm = rm
         self.model = rm.name
-        cands = spec.candidates if isinstance(spec.candidates, str) else list(spec.candidates)
+        cands = (spec.candidates if isinstance(spec.candidates, (str, CandidateSet))
+                 else list(spec.candidates))
         self.candidates: CandidateSet = resolve_candidates(early_candidates(cands), rm.tokenizer)
         self.splits: dict[str, ChatSplit] = {
             pid: split_chat(rm.tokenizer, text, date_string=spec.date_string,
@@ -195,6 +174,15 @@ class RunContext:
         self.full_sequences = spec.paper_compatible or spec.mode == "full" or not getattr(
             rm.head, "supports_prefix_cache", True)
         self.units: list[Unit] = self._units()
+
+    @property
+    def engine_name(self) -> str:
+        """The engine path the manifest records: the backend's name, paper-compatible, full, prefix."""
+        if self.spec.backend != "engine":
+            return self.spec.backend
+        if self.spec.paper_compatible:
+            return "paper-compatible"
+        return "full" if self.full_sequences else "prefix"
 
     def slices(self) -> list[tuple[int, int]]:
         n = len(self.candidates)
@@ -214,7 +202,7 @@ class RunContext:
         return self._configs[unit.start, unit.stop]
 
     def config(self, candidates: CandidateSet) -> dict[str, Any]:
-        from rmvalues.api import shard_config
+        from rmvalues.runs.keys import shard_config
 
         config = shard_config(self.rm, candidates, paper_compatible=self.spec.paper_compatible)
         if self.spec.backend != "engine":  # other kernels, other numbers: never the engine's shards
@@ -229,7 +217,7 @@ class RunContext:
                 for t in candidates.texts]
 
     def _units(self) -> list[Unit]:
-        from rmvalues.api import shard_key
+        from rmvalues.runs.keys import shard_key
 
         units = []
         slices = self.slices()
@@ -251,7 +239,7 @@ class RunContext:
 
     def find(self, keys: Sequence[str]) -> list[Unit]:
         """The units with these keys; :class:`PlanMismatchError` if one is not this run's."""
-        from rmvalues.scale.errors import PlanMismatchError
+        from rmvalues.errors import PlanMismatchError
 
         by_key = {u.key: u for u in self.units}
         missing = [k for k in keys if k not in by_key]

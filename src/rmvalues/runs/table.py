@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rmvalues.scale.errors import ExecutorError
+from rmvalues.errors import ExecutorError
+from rmvalues.runs.keys import run_manifest_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from rmvalues.analysis.ranks import MatchPolicy
-    from rmvalues.scale.plan import Plan
+    from rmvalues.runs.plan import Plan
     from rmvalues.store.manifest import RunManifest
 
 #: Rows per record batch streamed from a shard into the merged file.
@@ -57,7 +58,6 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
 
     Raises :class:`ExecutorError` naming the missing units when the run is not finished.
     """
-    from rmvalues.api import ENGINE_VERSION, run_fields
     from rmvalues.store.manifest import build_manifest
 
     missing = plan.remaining()
@@ -66,13 +66,9 @@ def merge_plan(plan: Plan, *, executor: str = "local") -> Path:
         raise ExecutorError(
             f"{plan.model}: {len(missing)} of {len(plan.units)} unit(s) are not finished ({shown}"
             f"{', ...' if len(missing) > 5 else ''}); re-run the same command to finish them.")
-    ctx = plan.context
     spec = plan.spec
-    engine = ("vllm" if spec.backend == "vllm" else "paper-compatible" if spec.paper_compatible
-              else "full" if ctx.full_sequences else "prefix")
     manifest = build_manifest(
-        "rm-scores", **ctx.rm.provenance(), engine=engine, engine_version=ENGINE_VERSION,
-        **run_fields(spec.prompt_set, spec.prompts, ctx.candidates, ctx.splits),
+        "rm-scores", **run_manifest_fields(plan.context),
         paper_compatible=spec.paper_compatible, executor=executor, shard_size=spec.shard_size,
         shard_keys={u.id: u.key for u in plan.units},
         token_forwards=sum(u.token_forwards for u in plan.units))

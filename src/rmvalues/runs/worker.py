@@ -2,8 +2,8 @@
 
 Also the entry point of multi-process runs on one node::
 
-    torchrun --nproc_per_node 8 -m rmvalues.scale.worker SPEC.json OUT
-    accelerate launch -m rmvalues.scale.worker SPEC.json OUT
+    torchrun --nproc_per_node 8 -m rmvalues.runs.worker SPEC.json OUT
+    accelerate launch -m rmvalues.runs.worker SPEC.json OUT
 
 Each rank takes every ``world_size``-th remaining unit (the split is fixed by a barrier before any
 rank writes), and rank 0 merges once all ranks are done (``--no-merge`` leaves that to the caller).
@@ -17,42 +17,55 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rmvalues.scale.units import RunSpec, Unit
+import numpy as np
+
+from rmvalues.errors import ScoreError
+from rmvalues.runs.keys import shard_manifest
+from rmvalues.runs.spec import RunSpec, Unit
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from rmvalues.engines.candidates import CandidateSet
+    from rmvalues.models.chat import ChatSplit
 
 log = logging.getLogger("rmvalues.scale")
+#: How many offending candidates a NaN/inf error lists.
+_SHOW_BAD = 10
 
 
 class UnitWorker:
-    """Loads the run's model once and writes the shard of each unit it is asked for."""
+    """Loads the run's model once and scores the units it is asked for, writing their shards."""
 
-    def __init__(self, spec: RunSpec | str, out: str | Path, *, rm: Any = None,
-                 device: str | None = None, llm: Any = None) -> None:
-        from rmvalues.engines.score import Engine
-        from rmvalues.scale.plan import make_plan
+    def __init__(self, spec: RunSpec | str, out: str | Path | None, *, rm: Any = None,
+                 device: str | None = None, llm: Any = None, record_units: bool = True) -> None:
+        from rmvalues.runs.plan import make_plan
+        from rmvalues.runs.scorers import make_scorer, run_model
 
         self.spec = RunSpec.from_json(spec) if isinstance(spec, str) else spec
-        if self.spec.backend == "vllm":
-            from rmvalues.scale.units import probe_model
-            from rmvalues.scale.vllm_backend import make_vllm_engine
-
-            self.rm = rm if rm is not None else probe_model(self.spec)
-            self.plan = make_plan(self.spec, out, rm=self.rm)
-            self.engine = make_vllm_engine(self.spec, self.rm, llm=llm)
-            return
+        #: Whether shard manifests name the unit (executors) or not (``rmvalues score``'s shards).
+        self.record_units = record_units
         if rm is None:
-            from rmvalues.models.loading import load_reward_model
-
-            options = self.spec.load_options()
-            if device is not None and options["device_map"] is None:
-                options["device"] = device
-            rm = load_reward_model(self.spec.model, **options)
+            rm = run_model(self.spec, device)
         self.rm = rm
         self.plan = make_plan(self.spec, out, rm=rm)
-        batch = self.spec.batch_size or (rm.spec.batch_size if getattr(rm, "spec", None) else 64)
-        self.engine = Engine(rm, batch_size=batch,
-                             mode="full" if self.spec.paper_compatible else self.spec.mode)
+        self.engine = make_scorer(self.spec, rm, llm=llm)
+
+    def score_unit(self, unit: Unit, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+        """Score one unit; write its shard when the run has an output directory."""
+        context = self.plan.context
+        split = context.splits[unit.prompt_id]
+        frame = score_shard(self.engine, unit.prompt_id, split, context.subset(unit),
+                            paper_compatible=self.spec.paper_compatible, on_batch=on_batch)
+        if self.plan.store is not None:
+            extra = ({"unit": unit.id, "candidate_range": [unit.start, unit.stop],
+                      "rank": os.environ.get("RANK")} if self.record_units else {})
+            manifest = shard_manifest(context.unit_config(unit), unit.prompt_id,
+                                      context.texts[unit.prompt_id], unit.key, split, **extra)
+            self.plan.store.save(unit.prompt_id, unit.key, frame, manifest)
+        return frame
 
     def run(self, keys: Sequence[str] | None = None,
             on_unit: Callable[[Unit], None] | None = None) -> list[str]:
@@ -60,28 +73,80 @@ class UnitWorker:
 
         A unit whose shard already exists (another worker finished it) is skipped.
         """
-        from rmvalues.api import score_shard, shard_manifest
-
         context = self.plan.context
         units = context.find(list(keys)) if keys is not None else self.plan.remaining()
         written = []
         for unit in units:
             if self.plan.is_done(unit):
                 continue
-            cands = context.subset(unit)
-            split = context.splits[unit.prompt_id]
-            text = context.texts[unit.prompt_id]
-            frame = score_shard(self.engine, unit.prompt_id, split, cands,
-                                paper_compatible=self.spec.paper_compatible)
-            manifest = shard_manifest(context.unit_config(unit), unit.prompt_id, text, unit.key, split,
-                                      unit=unit.id, candidate_range=[unit.start, unit.stop],
-                                      rank=os.environ.get("RANK"))
-            self.plan.store.save(unit.prompt_id, unit.key, frame, manifest)
+            self.score_unit(unit)
             written.append(unit.key)
             log.info("%s: unit %s written", self.plan.model, unit.id)
             if on_unit is not None:
                 on_unit(unit)
         return written
+
+
+def score_shard(engine: Any, prompt_id: str, split: ChatSplit, candidates: CandidateSet, *,
+                paper_compatible: bool = False,
+                on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """One prompt x ``candidates`` scored by ``engine`` (a scorer of :mod:`rmvalues.runs.scorers`),
+    checked finite, as a results frame in candidate order."""
+    rm = engine.rm
+    if paper_compatible:
+        scores = engine.score_conversations(conversations(rm, split, candidates, True), on_batch)
+    else:
+        scores = engine.score_prompt(split, candidates, on_batch)
+    _check_finite(scores, candidates, rm.name, prompt_id)
+    return _frame(rm.name, prompt_id, candidates, scores)
+
+
+def conversations(rm: Any, split: ChatSplit, candidates: CandidateSet,
+                  paper_compatible: bool) -> list[list[int]]:
+    """Full ids of every candidate conversation (the reference path's and paper mode's input)."""
+    if paper_compatible:
+        from rmvalues.engines.paper_compat import paper_conversations
+
+        return paper_conversations(rm.tokenizer, split, candidates)
+    from rmvalues.engines.score import conversation_ids
+
+    return conversation_ids(rm, split, candidates)
+
+
+def _frame(model: str, prompt_id: str, candidates: CandidateSet, scores: np.ndarray) -> pd.DataFrame:
+    import pandas as pd
+
+    from rmvalues.lexicons import paper_normalize
+
+    n = len(candidates)
+    token_ids = (pd.array(candidates.token_ids, dtype="Int64") if candidates.token_ids is not None
+                 else pd.array([None] * n, dtype="Int64"))
+    return pd.DataFrame({
+        "model": [model] * n,
+        "prompt_id": [prompt_id] * n,
+        "candidate_kind": [candidates.kind] * n,
+        "token_id": token_ids,
+        "candidate": list(candidates.texts),
+        "normalized": [paper_normalize(t) for t in candidates.texts],
+        "score": scores.astype(np.float32),
+    })
+
+
+def _check_finite(scores: np.ndarray, candidates: CandidateSet, model: str, prompt_id: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size == 0:
+        return
+    shown = ", ".join(
+        (f"id {candidates.token_ids[i]} {candidates.texts[i]!r}" if candidates.token_ids
+         else repr(candidates.texts[i])) + f" -> {scores[i]}"
+        for i in bad[:_SHOW_BAD]
+    )
+    more = f" (and {bad.size - _SHOW_BAD} more)" if bad.size > _SHOW_BAD else ""
+    raise ScoreError(
+        f"{model}, prompt {prompt_id!r}: {bad.size} non-finite score(s): {shown}{more}. The model "
+        "overflows in this dtype or its weights are broken; try --dtype float32. Nothing was "
+        "written for this prompt."
+    )
 
 
 def run_units_job(spec_json: str, out: str, keys: Sequence[str]) -> list[str]:
@@ -104,7 +169,7 @@ def distributed_main(spec_path: str | Path, out: str | Path, *, merge: bool = Tr
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     spec = RunSpec.from_json(Path(spec_path).read_text("utf-8"))
     if world > 1 and spec.device_map is not None:
-        from rmvalues.scale.errors import ExecutorError
+        from rmvalues.errors import ExecutorError
 
         raise ExecutorError("device_map='auto' spreads one model over all of a node's GPUs; "
                             "launch one process per node, not one per GPU")
@@ -123,7 +188,7 @@ def distributed_main(spec_path: str | Path, out: str | Path, *, merge: bool = Tr
         if dist is not None:
             dist.barrier()
         if merge and rank == 0:
-            from rmvalues.scale.merge import merge_plan
+            from rmvalues.runs.table import merge_plan
 
             merge_plan(worker.plan, executor=f"distributed x{world}")
         return written
@@ -133,7 +198,7 @@ def distributed_main(spec_path: str | Path, out: str | Path, *, merge: bool = Tr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rmvalues.scale.worker",
+    parser = argparse.ArgumentParser(prog="python -m rmvalues.runs.worker",
                                      description="Score a share of a run's units on this rank.")
     parser.add_argument("spec", help="run spec JSON (written by the accelerate executor)")
     parser.add_argument("out", help="output directory")

@@ -1,12 +1,12 @@
-"""Scale-out: a scoring run as a plan of units that any executor runs and any executor resumes.
+"""Scale-out: where a run's units execute (local, accelerate/torchrun, SLURM via submitit, Ray).
 
-A unit is one (model, revision, prompt, candidate shard) keyed by the engine's own shard key, so
-every executor (local, accelerate/torchrun, SLURM via submitit, Ray) writes the same Parquet shards
-as ``rmvalues score`` and the merged table is the same whichever ran it.
+The run itself (spec, plan of units, content keys, worker, merge) is :mod:`rmvalues.runs`'s, so
+every executor writes the same Parquet shards as ``rmvalues score`` and the merged table is the
+same whichever ran it.
 
-    from rmvalues.scale import RunSpec, make_plan, execute
+    from rmvalues.runs import RunSpec, make_plan
+    from rmvalues.scale import execute
     spec = RunSpec.build("path/or/hub-id", "paper-54", "vocab", shard_size=32768)
-    make_plan(spec, "out").summary()          # units, done, remaining, token forwards
     execute(spec, "out", executor="slurm", executor_config="cluster.toml")
 """
 
@@ -19,15 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError, PlanMismatchError, WorkersFailedError
+from rmvalues.errors import ExecutorError, PlanMismatchError, WorkersFailedError
+from rmvalues.runs import Plan, RunSpec, Unit, make_plan
 from rmvalues.scale.executors import EXECUTORS, read_executor_config
-from rmvalues.scale.plan import Plan, make_plan, plan
-from rmvalues.scale.units import RunSpec, Unit
 
 log = logging.getLogger("rmvalues.scale")
 
-__all__ = ["EXECUTORS", "ExecutorError", "Plan", "PlanMismatchError", "RunSpec", "ScaleResult",
-           "Unit", "WorkersFailedError", "execute", "make_plan", "plan", "read_executor_config"]
+__all__ = ["EXECUTORS", "ExecutorError", "PlanMismatchError", "ScaleResult", "WorkersFailedError",
+           "execute", "read_executor_config"]
 
 
 @dataclass
@@ -61,8 +60,8 @@ def execute(
     :class:`WorkersFailedError` once the others have ended, naming the unfinished units; their
     finished shards stay, and re-running the same call runs only the unfinished units.
     """
+    from rmvalues.runs.table import merge_plan
     from rmvalues.scale.executors import check_executor, validate_executor_config
-    from rmvalues.scale.merge import merge_plan
 
     started = time.perf_counter()
     config = (validate_executor_config(executor_config) if isinstance(executor_config, dict)
@@ -73,10 +72,10 @@ def execute(
         raise ExecutorError(f"a loaded model can only run on the local executor, not {name}")
 
     if name == "local":
-        from rmvalues.scale.executors.local import execute_local
+        from rmvalues.runs.worker import UnitWorker
 
-        run_plan, written = execute_local(spec, out, rm=rm, on_unit=on_unit, options=options)
-        finished = set(written)
+        worker = UnitWorker(spec, out, rm=rm)
+        run_plan, finished = worker.plan, set(worker.run(on_unit=on_unit))
     else:
         spec = _for_workers(spec, name, options)
         run_plan = make_plan(spec, out)

@@ -23,7 +23,7 @@ import numpy as np
 from rmvalues.errors import InputError, ModelError, ScoreError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rmvalues.scale.units import RunSpec
+    from rmvalues.runs.spec import RunSpec
 
 SUPPORTED_HEADS = ("sequence_classification",)
 INSTALL_HINT = ("vLLM is not installed here; it needs a CUDA machine: `pip install vllm`, or drop "
@@ -183,3 +183,17 @@ def verify_against_engine(vllm_scores: Sequence[float], engine_scores: Sequence[
             f"{worst}: vLLM {a[worst]:.6g}, engine {b[worst]:.6g}). Check the dtype, the pooling "
             "(LAST token, activation off) and that the head is a plain one-label classifier.")
     return delta
+
+
+class VllmScorer:
+    """The ``vllm`` backend of :data:`rmvalues.runs.scorers.SCORERS`: vLLM loads its own weights."""
+
+    @staticmethod
+    def model(spec: RunSpec, device: str | None = None) -> Any:
+        from rmvalues.runs.spec import probe_model
+
+        return probe_model(spec)
+
+    @staticmethod
+    def build(spec: RunSpec, rm: Any, llm: Any = None) -> VllmEngine:
+        return make_vllm_engine(spec, rm, llm=llm)

@@ -92,8 +92,8 @@ def injection_split(
     Single words only (no wildcards, no spaces); terms in both categories are dropped. ``max_words``
     caps each category (a seeded draw) to keep small runs small.
     """
-    from rmvalues.api import resolve_prompts
     from rmvalues.lexicons import load_lexicon
+    from rmvalues.prompts import prompt_pairs
 
     lex = lexicon if hasattr(lexicon, "terms") else load_lexicon(lexicon)
     for category in (category_a, category_b):
@@ -114,7 +114,7 @@ def injection_split(
                          "terms each for a training/held-out split.")
     train_a, test_a = _split(a, held_out_words, rng, word_group)
     train_b, test_b = _split(b, held_out_words, rng, word_group)
-    _, pairs = resolve_prompts(prompts)
+    _, pairs = prompt_pairs(prompts)
     texts = dict(pairs)
     train_ids, test_ids = _split(list(texts), held_out_prompts, rng)
     return InjectionSplit(category_a, category_b, train_a, train_b, test_a, test_b,

@@ -255,10 +255,10 @@ def sweep(
 
 
 def _sweep_key(prompts: Any, candidates: Any, models: CheckpointModels, dtype: str | None) -> str:
-    from rmvalues.api import resolve_prompts
+    from rmvalues.prompts import prompt_pairs
     from rmvalues.store.manifest import stable_hash
 
     content = candidates.content_hash() if hasattr(candidates, "content_hash") else (
         candidates if isinstance(candidates, str) else list(candidates))
-    return stable_hash({"prompts": resolve_prompts(prompts)[1], "candidates": content,
+    return stable_hash({"prompts": prompt_pairs(prompts)[1], "candidates": content,
                         "name": models.name, "dtype": dtype, "device": models.device}, length=10)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError
+from rmvalues.errors import ExecutorError
 
 EXECUTORS: tuple[str, ...] = ("local", "accelerate", "slurm", "ray")
 

@@ -1,7 +1,7 @@
 """Several processes on one node (``torchrun`` or ``accelerate launch``), units split by rank.
 
 The coordinator writes the spec to ``OUT/.scale/spec-<hash>.json`` and launches
-``python -m rmvalues.scale.worker SPEC OUT --no-merge`` on ``nproc_per_node`` ranks (gloo on CPU,
+``python -m rmvalues.runs.worker SPEC OUT --no-merge`` on ``nproc_per_node`` ranks (gloo on CPU,
 nccl on GPUs; each rank takes ``cuda:LOCAL_RANK``). A failed rank fails the launch; the units the
 others finished stay on disk.
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError, WorkersFailedError
+from rmvalues.errors import ExecutorError, WorkersFailedError
 
 LAUNCHERS = ("torchrun", "accelerate")
 
@@ -42,7 +42,7 @@ def launch_command(spec_path: str | Path, out: str | Path, *, nproc_per_node: in
     else:
         head = [sys.executable, "-m", "accelerate.commands.launch",
                 f"--num_processes={nproc_per_node}", *extra, "-m"]
-    return [*head, "rmvalues.scale.worker", str(spec_path), str(out), "--no-merge"]
+    return [*head, "rmvalues.runs.worker", str(spec_path), str(out), "--no-merge"]
 
 
 def default_nproc() -> int:

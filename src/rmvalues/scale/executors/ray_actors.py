@@ -5,7 +5,7 @@ a Ray started here is shut down afterwards.
 
 An actor that dies (its process killed, its node lost) loses the unit it was running and leaves
 the pool; the surviving actors finish the other units, and the run then fails with
-:class:`~rmvalues.scale.errors.WorkersFailedError` naming what is unfinished (re-run to finish
+:class:`~rmvalues.errors.WorkersFailedError` naming what is unfinished (re-run to finish
 only that). A unit that raises fails alone; its actor takes the next one.
 """
 
@@ -15,17 +15,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError, WorkersFailedError
+from rmvalues.errors import ExecutorError, WorkersFailedError
 
 
 class _UnitActor:
-    """A Ray actor around :class:`~rmvalues.scale.worker.UnitWorker` (the model loads once)."""
+    """A Ray actor around :class:`~rmvalues.runs.worker.UnitWorker` (the model loads once)."""
 
     def __init__(self, spec_json: str, out: str) -> None:
         import os
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        from rmvalues.scale.worker import UnitWorker
+        from rmvalues.runs.worker import UnitWorker
 
         self.worker = UnitWorker(spec_json, out)
 

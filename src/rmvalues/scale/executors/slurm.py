@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rmvalues.scale.errors import ExecutorError, WorkersFailedError
+from rmvalues.errors import ExecutorError, WorkersFailedError
 
 
 def chunks(keys: Sequence[str], units_per_job: int) -> list[list[str]]:
@@ -46,7 +46,7 @@ def execute_slurm(spec: Any, out: str | Path, keys: Sequence[str],
     options = dict(options or {})
     if not keys:
         return []
-    from rmvalues.scale.worker import run_units_job
+    from rmvalues.runs.worker import run_units_job
 
     groups = chunks(list(keys), options.get("units_per_job", 1))
     executor = make_executor(out, options)

@@ -1,0 +1,71 @@
+"""One small registry of named things (heads, metrics, scorers, executors, CLI commands).
+
+An entry is the object itself or a lazy ``"module:attribute"`` reference, imported on first use,
+so registering a GPU-only backend costs nothing where it is never used. A bad name raises the
+registry's error listing the known names (in the style of lm-evaluation-harness' registries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
+
+from rmvalues.errors import InputError, RmvaluesError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names -> objects, in registration order."""
+
+    def __init__(self, kind: str, *, error: type[RmvaluesError] = InputError, hint: str = "") -> None:
+        self.kind = kind
+        self.error = error
+        self.hint = hint
+        self._entries: dict[str, T | str] = {}
+
+    def register(self, name: str, obj: T | str | None = None) -> Any:
+        """Register ``obj`` (or a ``"module:attr"`` string) under ``name``; without ``obj``, a decorator."""
+        if obj is None:
+            def decorate(target: T) -> T:
+                self.register(name, target)
+                return target
+            return decorate
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = obj
+        return obj
+
+    def check(self, name: Any) -> str:
+        """``name`` if registered, else the registry's error naming the known names."""
+        if name not in self._entries:
+            known = ", ".join(self._entries)
+            raise self.error(f"unknown {self.kind} {name!r}; use one of {known}" +
+                             (f". {self.hint}" if self.hint else ""))
+        return str(name)
+
+    def get(self, name: str) -> T:
+        entry = self._entries[self.check(name)]
+        if isinstance(entry, str):
+            import importlib
+
+            module, _, attr = entry.partition(":")
+            entry = getattr(importlib.import_module(module), attr)
+            self._entries[name] = entry
+        return entry  # type: ignore[return-value]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        for name in self._entries:
+            yield name, self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,52 @@
+"""The scorers a run can use, registered by name: one interface, no backend branches.
+
+A scorer is built from a spec and a model and exposes ``rm``, ``score_prompt(split, candidates,
+on_batch)`` and ``score_conversations(ids, on_batch)``. A registration provides ``model(spec,
+device)``, what the worker holds (a loaded model, or a weightless probe when the scorer loads its
+own weights), and ``build(spec, rm, llm)``, the scorer itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rmvalues.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rmvalues.runs.spec import RunSpec
+
+SCORERS: Registry[Any] = Registry("backend")
+
+
+@SCORERS.register("engine")
+class TransformersScorer:
+    """rmvalues' prefix-cached engine over a transformers model (:class:`~rmvalues.engines.score.Engine`)."""
+
+    @staticmethod
+    def model(spec: RunSpec, device: str | None = None) -> Any:
+        from rmvalues.models.loading import load_reward_model
+
+        options = spec.load_options()
+        if device is not None and options["device_map"] is None:
+            options["device"] = device
+        return load_reward_model(spec.model, **options)
+
+    @staticmethod
+    def build(spec: RunSpec, rm: Any, llm: Any = None) -> Any:
+        from rmvalues.engines.score import Engine
+
+        batch = spec.batch_size or (rm.spec.batch_size if getattr(rm, "spec", None) else 64)
+        return Engine(rm, batch_size=batch, mode="full" if spec.paper_compatible else spec.mode)
+
+
+SCORERS.register("vllm", "rmvalues.scale.vllm_backend:VllmScorer")
+
+
+def run_model(spec: RunSpec, device: str | None = None) -> Any:
+    """What a worker of ``spec`` holds: the model its scorer needs."""
+    return SCORERS.get(spec.backend).model(spec, device)
+
+
+def make_scorer(spec: RunSpec, rm: Any, llm: Any = None) -> Any:
+    """The scorer of ``spec``'s backend over ``rm``."""
+    return SCORERS.get(spec.backend).build(spec, rm, llm)

@@ -17,9 +17,6 @@ from rmvalues.models.tokenizers import is_hub_id, load_tokenizer
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-DTYPES = ("float32", "bfloat16", "float16", "auto")
-
-
 @dataclass
 class LoadedLM:
     """A causal LM, its tokenizer, and the provenance a manifest records."""
@@ -31,11 +28,12 @@ class LoadedLM:
 
 
 def _torch_dtype(dtype: str):
+    """``"auto"`` (transformers' choice, from the checkpoint) or a name of the loaders' vocabulary."""
     import torch
 
-    if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
-    return "auto" if dtype == "auto" else getattr(torch, dtype)
+    from rmvalues.models.loading import dtype_name
+
+    return "auto" if dtype == "auto" else getattr(torch, dtype_name(dtype))
 
 
 def model_name(model: str | Path, gguf_file: str | None = None) -> str:
@@ -83,7 +81,8 @@ def load_causal_lm(
         source, local = str(model), local_files_only
     common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code,
                               "local_files_only": local}
-    info: dict[str, Any] = {"source": source, "revision": revision, "dtype": dtype,
+    info: dict[str, Any] = {"source": source, "revision": revision,
+                            "dtype": str(torch_dtype).removeprefix("torch."),
                             "device": device, "trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         if local and not (path / gguf_file).is_file():

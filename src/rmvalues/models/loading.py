@@ -32,12 +32,21 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_HEAD = "sequence_classification"
 # Files a reward model needs: config, safetensors weights, tokenizer files, chat templates.
 _SNAPSHOT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.jinja", "*.tiktoken"]
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16", "half": "float16"}
+#: The dtype vocabulary of every loader (reward models, LMs, training bases): name or alias -> name.
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16", "half": "float16"}
+
+
+def dtype_name(dtype: str) -> str:
+    """The canonical name (float32, bfloat16, float16) of a dtype name or alias."""
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16")
+    return DTYPES[dtype]
 
 
 def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None) -> torch.dtype:
-    """Resolve a dtype name; by default fp32 on CPU and the published dtype on accelerators."""
+    """Resolve a dtype name; by default (``None``/``"auto"``) fp32 on CPU and the published dtype
+    on accelerators."""
     import torch
 
     if isinstance(dtype, torch.dtype):
@@ -46,9 +55,7 @@ def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec
         name = "float32" if device == "cpu" else (spec.dtype if spec else "bfloat16")
     else:
         name = dtype
-    if name not in _DTYPES:
-        raise ModelError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16")
-    return getattr(torch, _DTYPES[name])
+    return getattr(torch, dtype_name(name))
 
 
 def default_device() -> str:
@@ -110,7 +117,7 @@ def model_provenance(
 ) -> dict[str, Any]:
     """The provenance fields of :meth:`RewardModel.provenance`.
 
-    Shared with :func:`rmvalues.runs.spec.probe_model`, which records them without loading weights.
+    Shared with :func:`probe_reward_model`, which records them without loading weights.
     """
     return {
         "model": name,
@@ -267,6 +274,90 @@ def _load_backbone(
     return backbone.eval()
 
 
+@dataclass
+class ModelSource:
+    """A model resolved before any weights load: files, commit, device and dtype, display name.
+
+    The first step of :func:`load_reward_model` and :func:`probe_reward_model` alike, so a probed
+    model's provenance cannot drift from a loaded one's.
+    """
+
+    spec: ModelSpec | None
+    local_dir: Path
+    revision: str | None
+    files: list[Path]
+    device: str
+    dtype: torch.dtype
+    name: str
+
+    @property
+    def fingerprint(self) -> str | None:
+        return None if self.revision else fingerprint_files(self.files)
+
+
+def resolve_model(model: str | Path, *, revision: str | None = None,
+                  dtype: str | torch.dtype | None = None, device: str | None = None,
+                  device_map: str | None = None, gguf_file: str | None = None,
+                  name: str | None = None) -> ModelSource:
+    """Resolve ``model`` (registry key, hub id or folder) to its files, device, dtype and name."""
+    spec = find_model(str(model))
+    local_dir, resolved = resolve_source(model, revision, spec)
+    device = placement_device(device, device_map)
+    resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
+    return ModelSource(
+        spec=spec, local_dir=local_dir, revision=resolved,
+        files=[local_dir / gguf_file] if gguf_file else weight_files(local_dir),
+        device=device, dtype=resolved_dtype,
+        name=name or (spec.key if spec else display_name(model, local_dir)))
+
+
+@dataclass
+class ProbedModel:
+    """What planning needs of a reward model without its weights: name, tokenizer, head, provenance."""
+
+    name: str
+    tokenizer: Any
+    head: Any
+    _provenance: dict[str, Any] = field(default_factory=dict)
+
+    def provenance(self) -> dict[str, Any]:
+        return dict(self._provenance)
+
+
+def probe_reward_model(model: str | Path, *, revision: str | None = None,
+                       dtype: str | None = None, attn_implementation: str | None = None,
+                       device: str | None = None, device_map: str | None = None,
+                       chat_template: str | Path | None = None,
+                       trust_remote_code: bool = False) -> ProbedModel:
+    """The model's provenance as :func:`load_reward_model` would record it, without loading weights.
+
+    The body is built on the ``meta`` device only to learn the attention implementation
+    transformers resolves. Held equal to a real load by the tests.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from rmvalues.models.heads import head_class
+    from rmvalues.models.tokenizers import load_tokenizer
+
+    source = resolve_model(model, revision=revision, dtype=dtype, device=device,
+                           device_map=device_map)
+    config = AutoConfig.from_pretrained(str(source.local_dir), trust_remote_code=trust_remote_code)
+    kwargs: dict[str, Any] = {"dtype": source.dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    with torch.device("meta"):
+        body = AutoModel.from_config(config, **kwargs)
+    head = head_class(source.spec.head if source.spec else DEFAULT_HEAD)
+    tokenizer = load_tokenizer(source.local_dir, chat_template=chat_template,
+                               trust_remote_code=trust_remote_code)
+    provenance = model_provenance(
+        name=source.name, source=str(model), revision=source.revision,
+        fingerprint=source.fingerprint, head_type=head.head_type, dtype=source.dtype,
+        config=body.config, device_type=torch.device(source.device).type)
+    return ProbedModel(name=source.name, tokenizer=tokenizer, head=head, _provenance=provenance)
+
+
 def load_reward_model(
     model: str | Path,
     *,
@@ -290,12 +381,10 @@ def load_reward_model(
     loads a GGUF backbone from the folder (dequantised; only the bundled small test models).
     ``device_map="auto"`` shards the body over the node's GPUs; the head sits with the last layer.
     """
-    spec = find_model(str(model))
-    local_dir, resolved = resolve_source(model, revision, spec)
-    device = placement_device(device, device_map)
-    resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
-    files = [local_dir / gguf_file] if gguf_file else weight_files(local_dir)
-    backbone = _load_backbone(local_dir, dtype=resolved_dtype,
+    source = resolve_model(model, revision=revision, dtype=dtype, device=device,
+                           device_map=device_map, gguf_file=gguf_file, name=name)
+    spec, local_dir, files, device = source.spec, source.local_dir, source.files, source.device
+    backbone = _load_backbone(local_dir, dtype=source.dtype,
                               attn_implementation=attn_implementation,
                               trust_remote_code=trust_remote_code, gguf_file=gguf_file,
                               device_map=device_map)
@@ -322,13 +411,13 @@ def load_reward_model(
         device = next(reversed(list(backbone.parameters()))).device
     head_module.to(device).eval()
     return RewardModel(
-        name=name or (spec.key if spec else display_name(model, local_dir)),
+        name=source.name,
         source=str(model),
         backbone=backbone,
         head=head_module,
         tokenizer=tokenizer,
-        revision=resolved,
-        fingerprint=None if resolved else fingerprint_files(files),
+        revision=source.revision,
+        fingerprint=source.fingerprint,
         spec=spec,
         trust_remote_code=trust_remote_code,
     )

@@ -8,15 +8,16 @@ each other's shards; any executor can pick up where another stopped.
 
 :class:`RunSpec` is what the user asked for (JSON, shipped to workers); :class:`RunContext` is that
 spec resolved against a model (tokenizer, provenance, candidates, chat splits) and yields the units.
-A context comes from a loaded model (workers) or from :func:`probe_model`, which reads the config
-and tokenizer and builds the body on the ``meta`` device, so planning a 70B run loads no weights.
+A context comes from a loaded model (workers) or from :func:`probe_model` (the loader's
+:func:`~rmvalues.models.loading.probe_reward_model`: config, tokenizer and a ``meta``-device body),
+so planning a 70B run loads no weights.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,54 +103,12 @@ class Unit:
         return self.stop - self.start
 
 
-@dataclass
-class ProbedModel:
-    """What planning needs of a model without its weights: name, tokenizer, head, provenance."""
+def probe_model(spec: RunSpec) -> Any:
+    """``spec``'s model as planning needs it, without weights (:func:`probe_reward_model`)."""
+    from rmvalues.models.loading import probe_reward_model
 
-    name: str
-    tokenizer: Any
-    head: Any
-    _provenance: dict[str, Any] = field(default_factory=dict)
-
-    def provenance(self) -> dict[str, Any]:
-        return dict(self._provenance)
-
-
-def probe_model(spec: RunSpec) -> ProbedModel:
-    """The model's provenance as :func:`load_reward_model` would record it, without loading weights.
-
-    The body is built on the ``meta`` device only to learn the attention implementation
-    transformers resolves. Held equal to a real load by the tests.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    from rmvalues.models import loading
-    from rmvalues.models.heads import head_class
-    from rmvalues.models.registry import find_model
-    from rmvalues.models.tokenizers import load_tokenizer
-
-    model_spec = find_model(spec.model)
-    local_dir, resolved = loading.resolve_source(spec.model, spec.revision, model_spec)
-    files = loading.weight_files(local_dir)
-    device = loading.placement_device(spec.device, spec.device_map)
-    dtype = loading.torch_dtype(spec.dtype, device=device, spec=model_spec)
-    config = AutoConfig.from_pretrained(str(local_dir), trust_remote_code=spec.trust_remote_code)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
-    if spec.attn_implementation:
-        kwargs["attn_implementation"] = spec.attn_implementation
-    with torch.device("meta"):
-        body = AutoModel.from_config(config, **kwargs)
-    head = head_class(model_spec.head if model_spec else loading.DEFAULT_HEAD)
-    tokenizer = load_tokenizer(local_dir, chat_template=spec.chat_template,
-                               trust_remote_code=spec.trust_remote_code)
-    name = model_spec.key if model_spec else loading.display_name(spec.model, local_dir)
-    provenance = loading.model_provenance(
-        name=name, source=spec.model, revision=resolved,
-        fingerprint=None if resolved else loading.fingerprint_files(files),
-        head_type=head.head_type, dtype=dtype, config=body.config,
-        device_type=torch.device(device).type)
-    return ProbedModel(name=name, tokenizer=tokenizer, head=head, _provenance=provenance)
+    options = spec.load_options()
+    return probe_reward_model(spec.model, **options)
 
 
 class RunContext:

@@ -159,10 +159,9 @@ def merge_checkpoint(checkpoint_dir: str | Path, out: str | Path, *, dtype: str 
                      ) -> Path:
     """Write one checkpoint as a plain reward-model folder (LoRA merged into the weights, head as
     ``score.weight``) that :func:`rmvalues.models.loading.load_reward_model` reads like any RM."""
-    import torch
     from peft import PeftModel
 
-    from rmvalues.models.loading import save_reward_model
+    from rmvalues.models.loading import save_reward_model, torch_dtype
     from rmvalues.models.tokenizers import load_tokenizer
     from rmvalues.store.manifest import read_manifest
     from rmvalues.training.pad import apply_pad_policy
@@ -174,7 +173,7 @@ def merge_checkpoint(checkpoint_dir: str | Path, out: str | Path, *, dtype: str 
     fields = read_manifest(checkpoint_dir / MANIFEST_NAME).fields
     tokenizer = load_tokenizer(checkpoint_dir)
     model, _, _ = load_base(BaseModel(**fields["base"]), tokenizer=tokenizer,
-                            dtype=getattr(torch, dtype) if dtype else torch.float32)
+                            dtype=torch_dtype(dtype, device="cpu", spec=None))
     apply_pad_policy(tokenizer, model, record=fields["pad"])
     load_added_embeddings(model, checkpoint_dir)
     merged = PeftModel.from_pretrained(model, str(checkpoint_dir)).merge_and_unload()

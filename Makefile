@@ -15,7 +15,7 @@ PAPER_DATA ?= $(wildcard $(SHARED)/paper-data)
 export RMVALUES_CACHE ?= $(CURDIR)/.cache/rmvalues
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test install assets lint clean
+.PHONY: demo test check install assets lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ demo: assets
 test: assets
 	RMVALUES_LEXICON_DIR=$(SHARED)/corpora RMVALUES_PAPER_DATA=$(SHARED)/paper-data \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# The everyday subset: the whole suite but the tests marked slow (real small models, long
+# computations). `make test` stays the full suite that CI runs.
+check: assets
+	RMVALUES_LEXICON_DIR=$(SHARED)/corpora RMVALUES_PAPER_DATA=$(SHARED)/paper-data \
+		$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -251,9 +251,9 @@ def test_reproduce_fig1a_grand_means_equal_the_statistics_tables(tmp_path, share
 
 
 def test_lm_values_folder_feeds_figure2(tmp_path):
-    """A folder written by rmvalues.lm_values: its units are Fig 2's, not Fig 1's."""
+    """A folder written by rmvalues.analysis.lm_values: its units are Fig 2's, not Fig 1's."""
     from rmvalues.analysis.anova import type2_anova, welch_posthoc
-    from rmvalues.lm_values import LMValuesResult, write_lm_values
+    from rmvalues.analysis.lm_values import LMValuesResult, write_lm_values
     from rmvalues.report.inputs import inputs_from_lm_values
 
     units = data.lm_units().drop(columns=["family"])

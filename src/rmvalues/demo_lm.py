@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from rich.console import Console
 
+    from rmvalues.analysis.lm_values import LMValuesResult
     from rmvalues.implicit import JoinReport
-    from rmvalues.lm_values import LMValuesResult
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,11 @@ def run_lm_demo(
     import pandas as pd
     from rich.console import Console
 
+    from rmvalues.analysis.lm_values import lm_values, write_lm_values
     from rmvalues.assets import asset_path
     from rmvalues.engines.logprobs import run_logprobs
     from rmvalues.implicit import top_bottom, write_implicit
     from rmvalues.io import atomic_path, atomic_write_text
-    from rmvalues.lm_values import lm_values, write_lm_values
 
     console = console or Console()
     out = Path(out_dir) / "lm"

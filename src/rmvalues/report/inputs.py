@@ -250,7 +250,7 @@ def inputs_from_reproduce(report: ReproduceReport, title: str | None = None) -> 
 
 
 def inputs_from_lm_values(result: Any, title: str | None = None) -> ReportInputs:
-    """Report inputs of a :class:`rmvalues.lm_values.LMValuesResult` (Fig 2 and its tests)."""
+    """Report inputs of a :class:`rmvalues.analysis.lm_values.LMValuesResult` (Fig 2 and its tests)."""
     return ReportInputs(
         title=title or f"rmvalues log-prob values: {', '.join(result.models)}",
         lm_units=result.units, lm_tests=result.posthoc,

@@ -13,10 +13,7 @@ import pytest
 
 from _engine_models import tiny_rm, tiny_rm_dir
 from rmvalues.api import score
-from rmvalues.errors import InputError, ModelError, ScoreError
-from rmvalues.runs import RunSpec, make_plan
-from rmvalues.runs.worker import UnitWorker
-from rmvalues.scale.vllm_backend import (
+from rmvalues.engines.vllm import (
     VllmEngine,
     VllmOptions,
     build_llm,
@@ -25,6 +22,9 @@ from rmvalues.scale.vllm_backend import (
     make_vllm_engine,
     verify_against_engine,
 )
+from rmvalues.errors import InputError, ModelError, ScoreError
+from rmvalues.runs import RunSpec, make_plan
+from rmvalues.runs.worker import UnitWorker
 from rmvalues.store.manifest import read_results
 
 PROMPTS = {"p0": "Name the best quality, in one word.", "p1": "Name the worst quality, in one word."}

@@ -14,6 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
+#: The inputs of every command that runs a model, typed once.
+ModelOption = Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")]
+PromptsOption = Annotated[str, typer.Option(help="Prompt set name or YAML file.")]
+CandidatesOption = Annotated[str, typer.Option(
+    help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line).")]
+
 
 def with_options(options: type, *, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
     """Decorate a command taking ``**options`` so that its CLI has every field of ``options``."""

@@ -4,9 +4,12 @@ two stored runs (thin layer over :mod:`rmvalues.engines.logprobs` and :mod:`rmva
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from rmvalues.cli._options import PromptsOption, with_options
+from rmvalues.runs.options import LogprobOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -14,30 +17,15 @@ def register(app: typer.Typer) -> None:
     app.command("implicit")(implicit_command)
 
 
+@with_options(LogprobOptions)
 def logprobs_command(
     model: Annotated[str, typer.Option(help="Hugging Face hub id or local model folder.")],
     kind: Annotated[str, typer.Option(
         help="instruct: chat template + generation prompt; pretrained: BOS + raw prompt.")],
     out: Annotated[Path, typer.Option(help="Output directory (logprobs.parquet, manifest, "
                                            "vocabulary.parquet).")],
-    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
-    gguf_file: Annotated[str | None, typer.Option(help="GGUF file inside the model folder.")] = None,
-    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16 | auto "
-                                            "(logits are always normalised from fp32).")] = "float32",
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    template: Annotated[str | None, typer.Option(
-        help='Pretrained only: text template with {prompt}, e.g. "User: {prompt}\\nAssistant:" '
-             "(FAccT); default: the raw prompt.")] = None,
-    chat_template: Annotated[str | None, typer.Option(
-        help="Instruct only: chat template (.jinja file or text) for tokenizers without one.")] = None,
-    date_string: Annotated[str, typer.Option(
-        help='"Today Date" for Llama-3.1/3.2 templates (recorded in the manifest).')] = "26 Jul 2024",
-    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (same-length buckets).")]
-    = 8,
-    name: Annotated[str | None, typer.Option(help="Model name stored in the table.")] = None,
-    trust_remote_code: Annotated[bool, typer.Option(
-        "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
+    prompts: PromptsOption = "paper-54",
+    **options: Any,
 ) -> None:
     """Full-vocabulary next-token log-probs of a causal LM for every prompt."""
     from rmvalues.engines.logprobs import KINDS, run_logprobs
@@ -45,12 +33,10 @@ def logprobs_command(
 
     if kind not in KINDS:
         raise InputError(f"--kind {kind!r}: choose 'pretrained' or 'instruct'.")
-    if template is not None:
-        template = template.replace("\\n", "\n")
+    if options["template"] is not None:
+        options["template"] = options["template"].replace("\\n", "\n")
     run = run_logprobs(model, kind=kind, prompts=prompts, out_dir=out,  # type: ignore[arg-type]
-                       gguf_file=gguf_file, revision=revision, dtype=dtype, device=device, template=template,
-                       chat_template=chat_template, date_string=date_string,
-                       batch_size=batch_size, trust_remote_code=trust_remote_code, name=name)
+                       **options)
     typer.echo(f"{run.model}: {len(run.prompt_ids)} prompts x {len(run.token_ids):,} tokens "
                f"({run.meta['padded_rows_excluded']} padded logit rows excluded) -> "
                f"{out.resolve()}/logprobs.parquet")

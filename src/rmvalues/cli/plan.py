@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rmvalues.cli._options import with_options
+from rmvalues.cli._options import CandidatesOption, ModelOption, PromptsOption, with_options
 from rmvalues.runs.options import ScoreOptions
 
 
@@ -17,11 +17,10 @@ def register(app: typer.Typer) -> None:
 
 @with_options(ScoreOptions)
 def plan_command(
-    model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")],
+    model: ModelOption,
     out: Annotated[Path, typer.Option(help="Output directory of the run.")],
-    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
-    candidates: Annotated[str, typer.Option(
-        help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line).")] = "vocab",
+    prompts: PromptsOption = "paper-54",
+    candidates: CandidatesOption = "vocab",
     units: Annotated[bool, typer.Option("--units", help="List every unit, not just the totals.")] = False,
     **options: Any,
 ) -> None:

@@ -406,29 +406,27 @@ def run_logprobs(
     kind: Kind,
     prompts: Any = "paper-54",
     out_dir: str | Path | None = None,
-    gguf_file: str | None = None,
-    revision: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
-    template: str | None = None,
-    chat_template: str | Path | None = None,
-    date_string: str | None = None,
-    batch_size: int = 8,
-    trust_remote_code: bool = False,
-    name: str | None = None,
+    **options: Any,
 ) -> LogprobRun:
-    """Load a model, compute its log-prob run and (with ``out_dir``) store it with its manifest."""
+    """Load a model, compute its log-prob run and (with ``out_dir``) store it with its manifest.
+
+    ``options``: fields of :class:`~rmvalues.runs.options.LogprobOptions` (dtype, device,
+    revision, gguf_file, template, chat_template, date_string, batch_size, name, ...).
+    """
     from rmvalues.models.lm import load_causal_lm
     from rmvalues.models.tokenizers import decoded_vocabulary, vocabulary_table
+    from rmvalues.runs.options import LogprobOptions
 
-    lm = load_causal_lm(model, revision=revision, gguf_file=gguf_file, dtype=dtype, device=device,
-                        trust_remote_code=trust_remote_code, chat_template=chat_template, name=name,
+    o = LogprobOptions(**LogprobOptions.pick(options))
+    lm = load_causal_lm(model, revision=o.revision, gguf_file=o.gguf_file, dtype=o.dtype,
+                        device=o.device, trust_remote_code=o.trust_remote_code,
+                        chat_template=o.chat_template, name=o.name,
                         require_chat_template=kind == "instruct")
     prompt_set = prompts if isinstance(prompts, str) else getattr(prompts, "name", None)
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,
-                           template=template, date_string=date_string, batch_size=batch_size,
-                           tokens=tokens)
+                           template=o.template, date_string=o.date_string,
+                           batch_size=o.batch_size, tokens=tokens)
     run.meta.update({"load": lm.info, "prompt_set": prompt_set})
     if out_dir is not None:
         save_run(run, out_dir, vocabulary=vocabulary_table(lm.tokenizer, tokens))

@@ -1,5 +1,7 @@
-"""The options of a scoring run, declared once: ``score``, ``plan``, the executors and the CLI share them.
+"""The options of the commands that run models, declared once per command family.
 
+:class:`ScoreOptions` is shared by ``score``, ``plan``, the executors and their CLI commands;
+:class:`LogprobOptions` by ``rmvalues logprobs`` and :func:`~rmvalues.engines.logprobs.run_logprobs`.
 Each field carries its help text (as TRL's ``RewardConfig`` does); :mod:`rmvalues.cli._options`
 turns the fields into typer options, so a default or a help line lives here only.
 """
@@ -18,8 +20,24 @@ def about(help: str, *, cli: bool = True, flag: str | None = None) -> dict[str, 
     return {"help": help, "cli": cli, "flag": flag}
 
 
+class Options:
+    """Shared behaviour of the options dataclasses: their names, and checking given keywords."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def pick(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` checked to be fields of this class; an unknown one is an error naming them."""
+        unknown = sorted(set(options) - set(cls.names()))
+        if unknown:
+            raise InputError(f"unknown option(s) {unknown}; use {', '.join(cls.names())}")
+        return dict(options)
+
+
 @dataclass(frozen=True, kw_only=True)
-class ScoreOptions:
+class ScoreOptions(Options):
     """How one reward model scores a run: loading, conversation, engine and units."""
 
     revision: str | None = field(default=None, metadata=about(
@@ -60,7 +78,7 @@ class ScoreOptions:
 
         SCORERS.check(self.backend)
         if self.vllm is not None:
-            from rmvalues.scale.vllm_backend import vllm_options
+            from rmvalues.engines.vllm import vllm_options
 
             vllm_options(self.vllm)  # fail on a bad option now, not on the GPU node
         if self.shard_size is not None and self.shard_size < 1:
@@ -68,28 +86,37 @@ class ScoreOptions:
         if self.device_map not in (None, "auto"):
             raise InputError(f"device_map must be 'auto' or unset (got {self.device_map!r})")
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(ScoreOptions))
-
-    @classmethod
-    def pick(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """The entries of ``options`` that are score options; an unknown one is an error."""
-        unknown = sorted(set(options) - set(cls.names()))
-        if unknown:
-            raise InputError(f"unknown scoring option(s) {unknown}; use {', '.join(cls.names())}")
-        return dict(options)
-
-    def options(self) -> dict[str, Any]:
-        """This object's score options as keyword arguments (a subclass's own fields left out)."""
-        return {name: getattr(self, name) for name in self.names()}
-
     def load_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`rmvalues.models.loading.load_reward_model`."""
         return {"revision": self.revision, "dtype": self.dtype,
                 "attn_implementation": self.attn_implementation, "device": self.device,
                 "device_map": self.device_map, "chat_template": self.chat_template,
                 "trust_remote_code": self.trust_remote_code}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogprobOptions(Options):
+    """How a causal LM's full-vocabulary next-token log-probs are computed and recorded."""
+
+    gguf_file: str | None = field(default=None, metadata=about(
+        "GGUF file inside the model folder."))
+    revision: str | None = field(default=None, metadata=about(
+        "Hub revision (branch, tag or sha)."))
+    dtype: str = field(default="float32", metadata=about(
+        "float32 | bfloat16 | float16 | auto (logits are always normalised from fp32)."))
+    device: str = field(default="cpu", metadata=about("cpu, cuda, cuda:1, ..."))
+    template: str | None = field(default=None, metadata=about(
+        'Pretrained only: text template with {prompt}, e.g. "User: {prompt}\\nAssistant:" '
+        "(FAccT); default: the raw prompt."))
+    chat_template: str | None = field(default=None, metadata=about(
+        "Instruct only: chat template (.jinja file or text) for tokenizers without one."))
+    date_string: str = field(default=DEFAULT_DATE_STRING, metadata=about(
+        '"Today Date" for Llama-3.1/3.2 templates (recorded in the manifest).'))
+    batch_size: int = field(default=8, metadata=about(
+        "Prompts per forward pass (same-length buckets)."))
+    name: str | None = field(default=None, metadata=about("Model name stored in the table."))
+    trust_remote_code: bool = field(default=False, metadata=about(
+        "Allow the model repository's own Python code to run.", flag="--trust-remote-code"))
 
 
 def cli_fields(options: type) -> list[tuple[str, Any, Any, str, str | None]]:

@@ -39,7 +39,7 @@ class TransformersScorer:
         return Engine(rm, batch_size=batch, mode="full" if spec.paper_compatible else spec.mode)
 
 
-SCORERS.register("vllm", "rmvalues.scale.vllm_backend:VllmScorer")
+SCORERS.register("vllm", "rmvalues.engines.vllm:VllmScorer")
 
 
 def run_model(spec: RunSpec, device: str | None = None) -> Any:

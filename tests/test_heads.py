@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rmvalues.errors import ModelError, RmvaluesError
-from rmvalues.models.heads import HEAD_TYPES, build_head, head_class, score_full_sequences
+from rmvalues.models.heads import HEAD_TYPES, head_class, score_full_sequences
 from rmvalues.models.heads.armorm import ArmoRMHead
 from rmvalues.models.heads.grm import GRMValueHead
 from rmvalues.models.heads.qrm import QRMHead
@@ -339,7 +339,7 @@ def test_state_dict_has_the_real_keys_and_shapes(head_type):
     state = cls.random_state_dict(cfg, seed=1)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     assert shapes == expected(cfg)
-    head = build_head(head_type, cfg, state)
+    head = head_class(head_type).from_checkpoint(cfg, state)
     assert {k: tuple(v.shape) for k, v in head.state_dict().items()} == shapes
     assert all(k.startswith(cls.state_dict_prefixes) for k in state)
     # the restated original module accepts exactly these keys
@@ -376,7 +376,7 @@ def test_adapter_equals_original_forward(head_type, backbone, conversations):
     original = original_cls(cfg)
     original.load_state_dict(state, strict=True)
     original.eval()
-    head = build_head(head_type, cfg, {**state, "model.norm.weight": torch.ones(H)})
+    head = head_class(head_type).from_checkpoint(cfg, {**state, "model.norm.weight": torch.ones(H)})
     expect = original_scores(original, backbone, conversations)
     got = adapter_scores(head, backbone, conversations)
     assert got.dtype == torch.float32 and got.shape == (len(conversations),)
@@ -458,17 +458,17 @@ def test_registry_and_errors():
         head_class("nope")
     cfg = tiny_config()
     with pytest.raises(ModelError, match="regression_layer.weight"):
-        build_head("armorm", cfg, URMHead.random_state_dict(cfg))
+        head_class("armorm").from_checkpoint(cfg, URMHead.random_state_dict(cfg))
     with pytest.raises(ModelError, match="weights.fc"):
-        build_head("urm", cfg, {"score.weight": torch.zeros(1, H)})
+        head_class("urm").from_checkpoint(cfg, {"score.weight": torch.zeros(1, H)})
     with pytest.raises(ModelError, match="v_head"):
-        build_head("grm_value_head", cfg, {"score.weight": torch.zeros(1, H)})
+        head_class("grm_value_head").from_checkpoint(cfg, {"score.weight": torch.zeros(1, H)})
     state = ArmoRMHead.random_state_dict(cfg)
     state["regression_layer.weight"] = torch.zeros(5, H + 1)
     with pytest.raises(ModelError, match="shape"):
-        build_head("armorm", cfg, state)
+        head_class("armorm").from_checkpoint(cfg, state)
     with pytest.raises(ModelError, match="num_quantiles"):
-        build_head("qrm", tiny_config(num_quantiles=3), QRMHead.random_state_dict(cfg))
+        head_class("qrm").from_checkpoint(tiny_config(num_quantiles=3), QRMHead.random_state_dict(cfg))
 
 
 def test_every_registry_head_type_has_a_class():

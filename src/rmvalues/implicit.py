@@ -19,6 +19,7 @@ side loses. Only numpy and pandas are needed here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from rmvalues.errors import InputError
+from rmvalues.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -102,29 +104,27 @@ def odds_ratio(logp, logq) -> np.ndarray:
         return np.exp(_log_odds(lq) - _log_odds(lp))
 
 
-_BASE_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "log_ratio": log_ratio,
-    "mwlr": mwlr,
-    "prob_diff": prob_difference,
-    "ratio": prob_ratio,
-    "odds_ratio": odds_ratio,
-}
-#: Every metric name :func:`get_metric` accepts.
-METRICS: tuple[str, ...] = (
-    "mwlr", "log_ratio", *(f"clip{c}" for c in CLIP_FLOORS), "prob_diff", "ratio", "odds_ratio"
-)
+#: The implicit-reward metrics by name, as ``f(logp, logq) -> scores``, in the tables' order.
+METRIC_FUNCTIONS: Registry[Callable[[np.ndarray, np.ndarray], np.ndarray]] = Registry(
+    "implicit-reward metric", hint="clip<c> accepts any positive floor c")
+METRIC_FUNCTIONS.register("mwlr", mwlr)
+METRIC_FUNCTIONS.register("log_ratio", log_ratio)
+for _c in CLIP_FLOORS:
+    METRIC_FUNCTIONS.register(f"clip{_c}", functools.partial(clipped_log_ratio, c=float(_c)))
+METRIC_FUNCTIONS.register("prob_diff", prob_difference)
+METRIC_FUNCTIONS.register("ratio", prob_ratio)
+METRIC_FUNCTIONS.register("odds_ratio", odds_ratio)
+#: Every registered metric name (:func:`get_metric` also accepts ``clip<c>`` for any c > 0).
+METRICS: tuple[str, ...] = METRIC_FUNCTIONS.names()
 _CLIP = re.compile(r"^clip(\d+(?:\.\d+)?)$")
 
 
 def get_metric(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The metric ``name`` as ``f(logp, logq) -> scores``; ``clip<c>`` accepts any positive c."""
-    if name in _BASE_METRICS:
-        return _BASE_METRICS[name]
     m = _CLIP.match(name)
-    if m:
-        c = float(m.group(1))
-        return lambda logp, logq: clipped_log_ratio(logp, logq, c)
-    raise InputError(f"unknown implicit-reward metric {name!r}; choose one of {', '.join(METRICS)}.")
+    if m and name not in METRIC_FUNCTIONS:
+        return functools.partial(clipped_log_ratio, c=float(m.group(1)))
+    return METRIC_FUNCTIONS.get(name)
 
 
 def compute_metric(name: str, logp, logq) -> np.ndarray:
@@ -341,14 +341,6 @@ def reference_join(
 # --- implicit rewards between two runs --------------------------------------------------------------
 
 
-def _as_run(run) -> LogprobRun:
-    from rmvalues.engines.logprobs import LogprobRun
-
-    if isinstance(run, LogprobRun):
-        return run
-    return LogprobRun.from_frame(run)
-
-
 def check_same_prompts(p, q) -> list[str]:
     """The shared prompt ids of two runs, in p's order; a clear error when the prompt sets differ."""
     p_ids, q_ids = list(p.prompt_ids), list(q.prompt_ids)
@@ -397,7 +389,7 @@ def implicit_rewards(
     """
     import pandas as pd
 
-    p, q = _as_run(p), _as_run(q)
+    p, q = _run_from(p), _run_from(q)
     shared = check_same_prompts(p, q)
     if prompt_ids is not None:
         wanted = list(prompt_ids)
@@ -501,8 +493,8 @@ def target_scores(
     """
     import pandas as pd
 
-    p_list = [_as_run(r) for r in (p_runs.values() if isinstance(p_runs, Mapping) else p_runs)]
-    q_list = [_as_run(r) for r in (q_runs.values() if isinstance(q_runs, Mapping) else q_runs)]
+    p_list = [_run_from(r) for r in (p_runs.values() if isinstance(p_runs, Mapping) else p_runs)]
+    q_list = [_run_from(r) for r in (q_runs.values() if isinstance(q_runs, Mapping) else q_runs)]
     if not p_list or not q_list:
         raise InputError("target_scores needs at least one model on each side")
     everyone = p_list + q_list
@@ -540,7 +532,8 @@ def target_scores(
 
 
 def _run_from(source) -> LogprobRun:
-    """A run object as is, or a stored run (its directory or logprobs.parquet) read from disk."""
+    """A run object as is, a stored run (its directory or logprobs.parquet) read from disk, or a
+    run's long frame."""
     from pathlib import Path
 
     from rmvalues.engines.logprobs import LogprobRun, load_run
@@ -549,7 +542,7 @@ def _run_from(source) -> LogprobRun:
     if isinstance(source, LogprobRun):
         return source
     if not isinstance(source, (str, Path)):
-        return _as_run(source)
+        return LogprobRun.from_frame(source)
     path = Path(source)
     if not path.exists():
         raise StoreError(

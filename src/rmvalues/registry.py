@@ -46,13 +46,12 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         entry = self._entries[self.check(name)]
-        if isinstance(entry, str):
+        if isinstance(entry, str):  # looked up each time, so a patched module attribute is seen
             import importlib
 
             module, _, attr = entry.partition(":")
-            entry = getattr(importlib.import_module(module), attr)
-            self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+            return getattr(importlib.import_module(module), attr)
+        return entry
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)

@@ -121,6 +121,3 @@ def asset_path(name: str, filename: str | None = None) -> Path:
         raise AssetError(f"test asset {name!r} ({asset.description}) is not fetched; {FETCH_HINT}")
     return asset.directory / filename if filename else asset.directory
 
-
-def fetch_all(names: list[str] | None = None) -> dict[str, Path]:
-    return {name: fetch_asset(name) for name in (names or sorted(registry()))}

@@ -25,7 +25,7 @@ app.add_typer(assets_cli.app, name="assets")
 
 
 # Command modules: (module, group). A group name mounts the module's typer ``app`` under it; ``None``
-# calls the module's ``register(app)`` to add top-level commands. Modules land one issue at a time.
+# calls the module's ``register(app)`` to add top-level commands.
 _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.lexicons", "lexicons"),
     ("rmvalues.cli.prompts", "prompts"),
@@ -39,24 +39,18 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
 )
 
 
-def _register_optional_groups() -> None:
-    """Attach the command modules that exist."""
+def _register_commands() -> None:
     import importlib
 
     for module_name, group in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+        module = importlib.import_module(module_name)
         if group is None:
             module.register(app)
         else:
             app.add_typer(module.app, name=group)
 
 
-_register_optional_groups()
+_register_commands()
 
 
 @app.callback()

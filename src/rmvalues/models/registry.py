@@ -12,8 +12,6 @@ from importlib.resources import files
 
 from pydantic import BaseModel, ConfigDict
 
-from rmvalues.errors import ModelError
-
 
 class ModelSpec(BaseModel):
     """One known reward model."""
@@ -47,13 +45,3 @@ def find_model(name: str) -> ModelSpec | None:
             return spec
     return None
 
-
-def get_model(name: str) -> ModelSpec:
-    spec = find_model(name)
-    if spec is None:
-        raise ModelError(
-            f"{name!r} is not in the model registry; known: {', '.join(known_models())}. "
-            "Pass a hub id or local directory to load it with the generic loader, or add it to "
-            "rmvalues/models/registry.toml."
-        )
-    return spec

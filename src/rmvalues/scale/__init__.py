@@ -72,9 +72,7 @@ def execute(
         raise ExecutorError(f"a loaded model can only run on the local executor, not {name}")
 
     if name == "local":
-        from rmvalues.runs.worker import UnitWorker
-
-        worker = UnitWorker(spec, out, rm=rm)
+        worker = EXECUTORS.get(name)(spec, out, rm=rm)
         run_plan, finished = worker.plan, set(worker.run(on_unit=on_unit))
     else:
         spec = _for_workers(spec, name, options)
@@ -82,24 +80,12 @@ def execute(
         keys = [u.key for u in run_plan.remaining()]
         names = {u.key: u.id for u in run_plan.units}
         try:
-            if name == "accelerate":
-                from rmvalues.scale.executors.distributed import execute_distributed
-
-                if keys:
-                    execute_distributed(spec, out, options)
-            elif name == "slurm":
-                from rmvalues.scale.executors.slurm import execute_slurm
-
-                jobs = execute_slurm(spec, out, keys, options, names)
-                if jobs and not options.get("wait", True):
-                    ids = ", ".join(str(j.job_id) for j in jobs[:3])
-                    return ScaleResult(run_plan, None, [], f"{run_plan.model}: submitted "
-                                       f"{len(jobs)} array task(s) ({ids}...); re-run to merge "
-                                       "when they finish")
-            else:
-                from rmvalues.scale.executors.ray_actors import execute_ray
-
-                execute_ray(spec, out, keys, options, names)
+            jobs = EXECUTORS.get(name)(spec, out, keys, options, names)
+            if jobs and not options.get("wait", True):
+                ids = ", ".join(str(j.job_id) for j in jobs[:3])
+                return ScaleResult(run_plan, None, [], f"{run_plan.model}: submitted "
+                                   f"{len(jobs)} array task(s) ({ids}...); re-run to merge "
+                                   "when they finish")
         except WorkersFailedError as exc:
             _raise_unfinished(run_plan, name, exc)
         finished = set(keys) - {u.key for u in run_plan.remaining()}

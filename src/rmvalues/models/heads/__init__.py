@@ -1,13 +1,13 @@
 """Score heads: one small class per head type, vendored so no ``trust_remote_code`` is needed.
 
-``HEAD_TYPES`` maps the registry's ``head`` names to their classes; ``build_head`` makes a head
-from a model config and a checkpoint state dict (real key names; the full checkpoint may be
-passed, each head picks its own tensors by ``state_dict_prefixes``).
+``HEAD_TYPES`` maps the registry's ``head`` names to their classes; a class's ``from_checkpoint``
+makes a head from a model config and a checkpoint state dict (real key names; the full checkpoint
+may be passed, each head picks its own tensors by ``state_dict_prefixes``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -18,30 +18,19 @@ from rmvalues.models.heads.grm import GRMValueHead
 from rmvalues.models.heads.qrm import QRMHead
 from rmvalues.models.heads.sequence_classification import SequenceClassificationHead
 from rmvalues.models.heads.urm import URMHead
+from rmvalues.registry import Registry
 
-HEAD_TYPES: dict[str, type[RewardHead]] = {
-    cls.head_type: cls
-    for cls in (SequenceClassificationHead, URMHead, GRMValueHead, ArmoRMHead, QRMHead)
-}
+HEAD_TYPES: Registry[type[RewardHead]] = Registry(
+    "head type", error=ModelError,
+    hint="Set `head` in the model registry to one of these (a new architecture needs a new head "
+         "class in rmvalues/models/heads/).")
+for _cls in (SequenceClassificationHead, URMHead, GRMValueHead, ArmoRMHead, QRMHead):
+    HEAD_TYPES.register(_cls.head_type, _cls)
 
 
 def head_class(head_type: str) -> type[RewardHead]:
     """The head class registered under ``head_type``."""
-    try:
-        return HEAD_TYPES[head_type]
-    except KeyError:
-        raise ModelError(
-            f"unknown head type {head_type!r}; known: {', '.join(sorted(HEAD_TYPES))}. "
-            "Set `head` in the model registry to one of these (a new architecture needs a new "
-            "head class in rmvalues/models/heads/)."
-        ) from None
-
-
-def build_head(
-    head_type: str, config: object, state_dict: Mapping[str, torch.Tensor]
-) -> RewardHead:
-    """Build the ``head_type`` head from ``config`` and the checkpoint's ``state_dict``."""
-    return head_class(head_type).from_checkpoint(config, state_dict)
+    return HEAD_TYPES.get(head_type)
 
 
 def score_full_sequences(
@@ -62,4 +51,4 @@ def score_full_sequences(
     return head(last, hidden_states[rows, positions])
 
 
-__all__ = ["HEAD_TYPES", "RewardHead", "build_head", "head_class", "score_full_sequences"]
+__all__ = ["HEAD_TYPES", "RewardHead", "head_class", "score_full_sequences"]

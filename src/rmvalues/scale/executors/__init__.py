@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from rmvalues.errors import ExecutorError
+from rmvalues.registry import Registry
 
-EXECUTORS: tuple[str, ...] = ("local", "accelerate", "slurm", "ray")
+#: Where units run: ``local`` is this process (:class:`~rmvalues.runs.worker.UnitWorker`); the
+#: others are ``run(spec, out, keys, options, names) -> jobs`` over the remaining unit keys.
+EXECUTORS: Registry[Any] = Registry("executor", error=ExecutorError)
+EXECUTORS.register("local", "rmvalues.runs.worker:UnitWorker")
+EXECUTORS.register("accelerate", "rmvalues.scale.executors.distributed:execute_distributed")
+EXECUTORS.register("slurm", "rmvalues.scale.executors.slurm:execute_slurm")
+EXECUTORS.register("ray", "rmvalues.scale.executors.ray_actors:execute_ray")
 
 #: The keys each executor's section accepts, with their types (checked when the file is read).
 EXECUTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -80,6 +87,4 @@ def validate_executor_config(data: Mapping[str, Any], source: str = "executor co
 
 
 def check_executor(name: Any) -> str:
-    if name not in EXECUTORS:
-        raise ExecutorError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
-    return str(name)
+    return EXECUTORS.check(name)

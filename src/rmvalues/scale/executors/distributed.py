@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,13 @@ def default_nproc() -> int:
     return max(torch.cuda.device_count(), 1)
 
 
-def execute_distributed(spec: Any, out: str | Path, options: dict[str, Any] | None = None) -> None:
-    """Launch the ranks and wait; :class:`WorkersFailedError` if a rank fails or dies."""
+def execute_distributed(spec: Any, out: str | Path, keys: Sequence[str],
+                        options: dict[str, Any] | None = None,
+                        names: Mapping[str, str] | None = None) -> list[Any]:
+    """Launch the ranks (they split the remaining units among themselves) and wait;
+    :class:`WorkersFailedError` if a rank fails or dies."""
+    if not keys:
+        return []
     options = dict(options or {})
     nproc = options.get("nproc_per_node") or default_nproc()
     if spec.device_map is not None and nproc > 1:
@@ -67,3 +73,4 @@ def execute_distributed(spec: Any, out: str | Path, options: dict[str, Any] | No
         raise WorkersFailedError(
             f"{options.get('launcher', 'torchrun')} with {nproc} process(es) exited with "
             f"{result.returncode}; finished units are kept in {out}, re-run to finish the rest.")
+    return []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rmvalues.demo import CoverageAudit, coverage_audit, write_audit
 from rmvalues.errors import InputError, StoreError
 from rmvalues.io import sha256_file
 from rmvalues.lexicons import load_lexicon
+from rmvalues.lexicons.audit import CoverageAudit, coverage_audit, write_audit
 from rmvalues.models.tokenizers import bundled_tokenizer
 from rmvalues.store.manifest import read_manifest
 

@@ -214,6 +214,7 @@ def sweep(
     import pandas as pd
 
     from rmvalues.api import score
+    from rmvalues.io import atomic_path
     from rmvalues.store.manifest import build_manifest, write_manifest
     from rmvalues.store.shards import check_writable
 
@@ -234,19 +235,19 @@ def sweep(
         result = score(rm, prompts, candidates, None, batch_size=batch_size, progress=progress)
         frame = result.table.assign(checkpoint=checkpoint.step)
         if path is not None:
-            frame.to_parquet(path.with_suffix(".tmp"), index=False)
-            path.with_suffix(".tmp").replace(path)
+            with atomic_path(path) as tmp:
+                frame.to_parquet(tmp, index=False)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     written = None
     if out is not None:
         written = Path(out) / "sweep.parquet"
-        table.to_parquet(written.with_suffix(".tmp"), index=False)
-        write_manifest(Path(out) / "sweep.manifest.json", build_manifest(
-            "rm-checkpoint-sweep", train_dir=str(train_dir), model=models.name,
-            steps=[c.step for c in chosen], run_key=chosen[0].fields.get("run_key"),
-            base=chosen[0].fields.get("base"), batch_size=batch_size, settings_key=key))
-        written.with_suffix(".tmp").replace(written)
+        with atomic_path(written) as tmp:  # the table lands last, beside its manifest
+            table.to_parquet(tmp, index=False)
+            write_manifest(Path(out) / "sweep.manifest.json", build_manifest(
+                "rm-checkpoint-sweep", train_dir=str(train_dir), model=models.name,
+                steps=[c.step for c in chosen], run_key=chosen[0].fields.get("run_key"),
+                base=chosen[0].fields.get("base"), batch_size=batch_size, settings_key=key))
     elapsed = time.perf_counter() - started
     summary = (f"swept {len(chosen)} checkpoint(s) of {models.name}: {len(table):,} scores in "
                f"{elapsed:.1f}s" + (f" -> {written}" if written else ""))

@@ -16,8 +16,8 @@ def test_lm_demo_end_to_end_on_real_models(tmp_path):
     from rich.console import Console
 
     from rmvalues.demo_lm import run_lm_demo
-    from rmvalues.engines.logprobs import load_run
     from rmvalues.prompts import PromptSet, load_prompt_set
+    from rmvalues.store.logprob_runs import load_run
     from rmvalues.store.schema import SCORE_SCHEMA
 
     paper = load_prompt_set("paper-54")

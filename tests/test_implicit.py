@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmvalues.engines.logprobs import LogprobRun
 from rmvalues.errors import InputError
 from rmvalues.implicit import (
     METRICS,
@@ -27,6 +26,7 @@ from rmvalues.implicit import (
     top_bottom,
 )
 from rmvalues.lexicons import paper_normalize
+from rmvalues.store.logprob_runs import LogprobRun
 
 LP = np.log(np.array([0.2, 0.5, 0.3]))
 LQ = np.log(np.array([0.5, 0.25, 0.25]))

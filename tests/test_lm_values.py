@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from rmvalues.analysis.lm_values import lm_values, write_lm_values
-from rmvalues.engines.logprobs import LogprobRun
 from rmvalues.errors import InputError
 from rmvalues.implicit import renormalize
 from rmvalues.lexicons import load_lexicon, paper_normalize
+from rmvalues.store.logprob_runs import LogprobRun
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import pytest
 from rmvalues.engines.logprobs import (
     FACCT_TEMPLATE,
     compute_logprobs,
-    load_run,
     next_token_logprobs,
     prompt_input_ids,
     reference_logprobs,
-    save_run,
 )
 from rmvalues.errors import TemplateError
 from rmvalues.implicit import logsumexp
+from rmvalues.store.logprob_runs import load_run, save_run
 
 PROMPTS = {
     "greatest_ever_one": "What, in one word, is the greatest thing ever?",

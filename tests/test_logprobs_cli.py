@@ -91,7 +91,7 @@ def test_bad_inputs_give_one_clear_line(tiny_model_dirs, tmp_path, capsys):
     # two runs over different prompt sets
     _cli(capsys, "logprobs", "--model", model, "--kind", "pretrained", "--prompts", "facct-3",
          "--out", tmp_path / "a")
-    from rmvalues.engines.logprobs import load_run, save_run
+    from rmvalues.store.logprob_runs import load_run, save_run
 
     run = load_run(tmp_path / "a")
     run.prompt_ids = ["greatest_ever_one", "best_ever_one", "something_else"]

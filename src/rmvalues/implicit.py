@@ -35,7 +35,7 @@ from rmvalues.registry import Registry
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from rmvalues.engines.logprobs import LogprobRun
+    from rmvalues.store.logprob_runs import LogprobRun
 
 JoinPolicy = Literal["exact", "normalized"]
 Aggregate = Literal["max", "mean", "logsumexp"]
@@ -383,7 +383,7 @@ def implicit_rewards(
 ) -> ImplicitResult:
     """Implicit reward of q over p for every shared token and prompt (positive = preferred by q).
 
-    ``p`` and ``q`` are :class:`~rmvalues.engines.logprobs.LogprobRun` objects or long log-prob
+    ``p`` and ``q`` are :class:`~rmvalues.store.logprob_runs.LogprobRun` objects or long log-prob
     tables (the results schema). With ``renormalize_shared`` both distributions are renormalised over
     the joint vocabulary first, so they are proper distributions on the same support.
     """
@@ -536,8 +536,8 @@ def _run_from(source) -> LogprobRun:
     run's long frame."""
     from pathlib import Path
 
-    from rmvalues.engines.logprobs import LogprobRun, load_run
     from rmvalues.errors import StoreError
+    from rmvalues.store.logprob_runs import LogprobRun, load_run
 
     if isinstance(source, LogprobRun):
         return source

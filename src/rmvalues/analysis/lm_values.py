@@ -23,7 +23,7 @@ from rmvalues.errors import AnalysisError, InputError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from rmvalues.engines.logprobs import LogprobRun
+    from rmvalues.store.logprob_runs import LogprobRun
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Scoring runs stay byte-compatible across refactors: file names, manifests, tables and resume keys.
 
-``tests/golden/score_runs.json`` was written by the code as it stood before the run/loader redesign
-(issue 11), on the tests' tiny random Llama RM, by this file with ``RMVALUES_WRITE_GOLDEN=1``. The
-runs here are repeated and compared with it: every file name (they carry the shard keys, so resume
+``tests/golden/score_runs.json`` (reward-model runs) and ``logprob_runs.json`` (``rmvalues logprobs``
+of both kinds and ``rmvalues implicit`` between them) were written by the code as it stood before
+the run/loader redesign (issue 11, commit e584433; the second by running this file against that
+tree's ``src``), on tiny random Llama models, with ``RMVALUES_WRITE_GOLDEN=1``. The runs here are
+repeated and compared with them: every file name (they carry the shard keys, so resume
 keys stay valid), every manifest field but the volatile ones (creation time, package/python/library
 versions, the machine's torch thread count), and every table column exactly, scores up to float32
 rounding of another CPU's kernels.
@@ -130,3 +132,72 @@ def test_golden_keys_resume(pinned):
     again = score(model, PROMPTS, "vocab:0-39", pinned / "a", dtype="float32", device="cpu")
     assert "2 shard(s) resumed" in again.summary
     assert again.manifest["shard_keys"] == first.manifest["shard_keys"]
+
+
+LM_GOLDEN = Path(__file__).parent / "golden" / "logprob_runs.json"
+
+
+def _tiny_lm(root: Path) -> str:
+    """A tiny random Llama LM (the Llama-3 tokenizer and template), addressed by a relative name."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rmvalues.models.tokenizers import bundled_tokenizer
+
+    tok = bundled_tokenizer("llama3")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok) + 64, hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id)
+    LlamaForCausalLM(config).save_pretrained(root / "tiny-lm")
+    tok.save_pretrained(root / "tiny-lm")
+    return "tiny-lm"
+
+
+def _digest(path: Path) -> dict:
+    """A file's comparable content: masked manifests, exact non-float columns, sampled floats."""
+    import hashlib
+
+    import pandas as pd
+
+    if path.name.endswith("manifest.json"):
+        return {"manifest": _manifest(path)}
+    if path.suffix == ".json":
+        return {"json": json.loads(path.read_text("utf-8"))}
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    floats = [c for c in frame.columns if frame[c].dtype.kind == "f"]
+    exact = frame.drop(columns=floats).astype(str).to_csv(index=False)
+    step = max(1, len(frame) // 200)
+    return {"rows": len(frame), "columns": list(frame.columns),
+            "dtypes": [str(t) for t in frame.dtypes],
+            "exact_sha256": hashlib.sha256(exact.encode("utf-8")).hexdigest(),
+            "floats": {c: [None if pd.isna(x) else float(x) for x in frame[c].iloc[::step]]
+                       for c in floats}}
+
+
+def test_logprob_and_implicit_runs_match_the_golden_outputs(pinned, capsys):
+    """`rmvalues logprobs` (both kinds) and `rmvalues implicit` write what they wrote before."""
+    from rmvalues.cli import main
+
+    model = _tiny_lm(pinned)
+    common = ["--model", model, "--prompts", "facct-3"]
+    assert main(["logprobs", *common, "--kind", "pretrained", "--out", "base", "--name", "b"]) == 0
+    assert main(["logprobs", *common, "--kind", "instruct", "--out", "inst", "--name", "i",
+                 "--batch-size", "2"]) == 0
+    assert main(["implicit", "--p", "base", "--q", "inst", "--out", "mwlr"]) == 0
+    capsys.readouterr()
+    got = {str(p.relative_to(pinned)): _digest(p)
+           for folder in ("base", "inst", "mwlr") for p in sorted((pinned / folder).rglob("*"))
+           if p.is_file()}
+    if os.environ.get("RMVALUES_WRITE_GOLDEN"):
+        LM_GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n", "utf-8")
+    want = json.loads(LM_GOLDEN.read_text("utf-8"))
+    assert sorted(got) == sorted(want)
+    for name, digest in want.items():
+        mine = got[name]
+        assert {k: v for k, v in mine.items() if k != "floats"} == {
+            k: v for k, v in digest.items() if k != "floats"}, name
+        for column, values in digest.get("floats", {}).items():
+            np.testing.assert_allclose(np.array(mine["floats"][column], dtype=float),
+                                       np.array(values, dtype=float), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{name}:{column}")

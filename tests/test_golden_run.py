@@ -48,8 +48,10 @@ def _model_dir(root: Path) -> str:
 def _runs(root: Path) -> dict[str, Path]:
     """The runs compared: plain score (token and text candidates), and the local executor in units."""
     from rmvalues.api import score
-    from rmvalues.runs import RunSpec
-    from rmvalues.scale import execute
+
+    # rmvalues.scale re-exports RunSpec in the old layout and the new one, so this file also runs
+    # against an older tree (PYTHONPATH=OLD/src RMVALUES_WRITE_GOLDEN=1) to regenerate the golden.
+    from rmvalues.scale import RunSpec, execute
 
     model = _model_dir(root)
     runs = {"tokens": root / "tokens", "texts": root / "texts", "units": root / "units"}

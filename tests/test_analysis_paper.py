@@ -84,6 +84,6 @@ def test_panel_welch_p_and_d_av(units):
         row = out.loc[key]
         assert (row["n_a"], row["n_b"]) == (108, 162)
         assert float(f"{row['p_welch']:.1e}") == p, key
-        assert round(row["d_av"], 3) == d, key
-        assert row["d_av_lo"] < row["d_av"] < row["d_av_hi"]
+        assert round(row["d_rms"], 3) == d, key
+        assert row["d_rms_lo"] < row["d_rms"] < row["d_rms_hi"]
         assert row["stars_welch"] != "n.s." and 0 < row["p_perm"] < 0.01

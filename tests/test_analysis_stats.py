@@ -14,6 +14,7 @@ from rmvalues.analysis import (
     bootstrap_ci,
     cohen_d,
     d_av,
+    d_rms,
     effect_size,
     fit_mixed_model,
     hedges_g,
@@ -128,17 +129,20 @@ def test_effect_sizes_by_hand():
     x, y = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])
     # means 2 and 5; variances 1 and 20/3; pooled = (2*1 + 3*20/3)/5 = 4.4
     assert cohen_d(x, y) == pytest.approx(-3 / math.sqrt(4.4))
-    assert d_av(x, y) == pytest.approx(-3 / math.sqrt((1 + 20 / 3) / 2))
+    assert d_rms(x, y) == pytest.approx(-3 / math.sqrt((1 + 20 / 3) / 2))
+    assert d_av(x, y) == pytest.approx(-3 / ((1 + math.sqrt(20 / 3)) / 2))  # Lakens: mean of the SDs
     assert hedges_g(x, y) == pytest.approx(-3 / math.sqrt(4.4) * (1 - 3 / (4 * 7 - 9)))
+    assert effect_size(x, y, "d_rms") == pytest.approx(float(d_rms(x, y)))
     assert effect_size(x, y, "d_av") == pytest.approx(float(d_av(x, y)))
 
 
 def test_bootstrap_ci_matches_reference_and_covers_the_estimate():
     rng = np.random.default_rng(0)
     x, y = rng.normal(0.5, 1, 40), rng.normal(0, 1, 60)
-    fast = bootstrap_ci(x, y, "d_av", n_boot=300, seed=3)
-    assert fast == pytest.approx(reference_bootstrap_ci(x, y, "d_av", n_boot=300, seed=3))
-    assert fast[0] < float(d_av(x, y)) < fast[1]
+    for kind in ("d_rms", "d_av"):
+        fast = bootstrap_ci(x, y, kind, n_boot=300, seed=3)
+        assert fast == pytest.approx(reference_bootstrap_ci(x, y, kind, n_boot=300, seed=3))
+        assert fast[0] < float(effect_size(x, y, kind)) < fast[1]
 
 
 def test_welch_and_permutation_tests():
@@ -176,7 +180,8 @@ def test_panel_tests_direction_and_columns():
     out = panel_tests(units, n_resamples=999, n_boot=200)
     row = out.iloc[0]
     assert row["diff"] == -2.0 and row["group_a"] == "Gemma"
-    assert row["d_av"] == pytest.approx(-2 / math.sqrt(5 / 3))
+    assert row["d_rms"] == pytest.approx(-2 / math.sqrt(5 / 3))
+    assert row["d_av"] == pytest.approx(-2 / math.sqrt(5 / 3))  # equal SDs: d_av = d_rms
     assert row["p_welch_adj"] == row["p_welch"]  # one panel: Bonferroni is the identity
 
 

@@ -95,6 +95,27 @@ R = {
 }
 
 
+# G: big2.paper.fixed.<term>.estimate / .se / .df, rounded to 3 decimals
+FIXED_3DP = {
+        "(Intercept)": (132.461, 1.129, 1064),
+        "baseLlama": (-4.167, 1.457, 8),
+        "categoryCommunion": (-1.382, 1.367, 1064),
+        "framingnegative": (-34.998, 1.367, 1064),
+        "baseLlama:categoryCommunion": (8.354, 1.765, 1064),
+        "baseLlama:framingnegative": (9.746, 1.765, 1064),
+        "categoryCommunion:framingnegative": (58.826, 1.934, 1064),
+        "baseLlama:categoryCommunion:framingnegative": (-19.828, 2.496, 1064),
+    }
+# G: big2.paper.anova_sequential.<term>.F (2 decimals) / .den_df
+SEQUENTIAL_F_2DP = {"base": (0.01, 8), "category": (1963.79, 1064), "framing": (86.46, 1064),
+                    "base:category": (1.56, 1064), "base:framing": (0.02, 1064),
+                    "category:framing": (1472.78, 1064), "base:category:framing": (63.10, 1064)}
+
+# G: big2.panel.<category>.<framing>.p_welch (2 significant digits) and .d_rms (3 decimals)
+PANEL_P_D = {("Agency", "positive"): (4.9e-4, 0.430), ("Agency", "negative"): (1.1e-4, -0.478),
+             ("Communion", "positive"): (9.3e-4, -0.401), ("Communion", "negative"): (1.4e-11, 0.845)}
+
+
 def golden() -> dict[str, str]:
     return dict(line.rstrip("\n").split("\t", 1) for line in GOLDEN.read_text("utf-8").splitlines())
 
@@ -103,6 +124,19 @@ def test_cited_numbers_match_the_committed_r_output():
     out = golden()
     for key, value in R.items():
         assert float(out[key]) == pytest.approx(value, rel=1e-11), key
+    for term, (est, se, df) in FIXED_3DP.items():
+        key = f"big2.paper.fixed.{term}"
+        assert (round(float(out[f"{key}.estimate"]), 3), round(float(out[f"{key}.se"]), 3),
+                int(out[f"{key}.df"])) == (est, se, df), term
+    for term, (f, den) in SEQUENTIAL_F_2DP.items():
+        key = f"big2.paper.anova_sequential.{term}"
+        assert (round(float(out[f"{key}.F"]), 2), int(out[f"{key}.den_df"])) == (f, den), term
+    assert [round(float(out[f"big2.framing.{fr}.{stat}"]), 3) for fr in ("positive", "negative")
+            for stat in ("mean", "sd")] == [131.775, 10.673, 126.090, 27.289]
+    for (cat, fr), (p, d) in PANEL_P_D.items():
+        key = f"big2.panel.{cat}.{fr}"
+        assert (float(f"{float(out[f'{key}.p_welch']):.1e}"), round(float(out[f"{key}.d_rms"]), 3)) == (p, d)
+    assert int(out["big2.n_units"]) == 1080 and int(out["big2.items_per_prompt"]) == 263
 
 
 @pytest.fixture(scope="module")
@@ -137,17 +171,7 @@ def test_units(units):
 
 
 def test_fixed_effects_match_nlme(mixed):
-    # G: big2.paper.fixed.<term>.estimate / .se / .df, rounded to 3 decimals
-    expected = {
-        "(Intercept)": (132.461, 1.129, 1064),
-        "baseLlama": (-4.167, 1.457, 8),
-        "categoryCommunion": (-1.382, 1.367, 1064),
-        "framingnegative": (-34.998, 1.367, 1064),
-        "baseLlama:categoryCommunion": (8.354, 1.765, 1064),
-        "baseLlama:framingnegative": (9.746, 1.765, 1064),
-        "categoryCommunion:framingnegative": (58.826, 1.934, 1064),
-        "baseLlama:categoryCommunion:framingnegative": (-19.828, 2.496, 1064),
-    }
+    expected = FIXED_3DP
     fixed = mixed.fixed.set_index("term")
     assert list(fixed.index) == list(expected)
     for term, (est, se, df) in expected.items():
@@ -159,10 +183,7 @@ def test_fixed_effects_match_nlme(mixed):
 
 
 def test_sequential_f_table_matches_nlme(mixed):
-    # G: big2.paper.anova_sequential.<term>.F / .den_df
-    expected = {"base": (0.01, 8), "category": (1963.79, 1064), "framing": (86.46, 1064),
-                "base:category": (1.56, 1064), "base:framing": (0.02, 1064),
-                "category:framing": (1472.78, 1064), "base:category:framing": (63.10, 1064)}
+    expected = SEQUENTIAL_F_2DP
     table = mixed.anova.set_index("term")
     for term, (f, den) in expected.items():
         # nlme's optimiser stops a hair from the REML optimum; F agrees to 0.01 (Category: 1963.785).
@@ -181,9 +202,7 @@ def test_framing_means_and_sds(units):
 
 def test_panel_welch_p_and_d_rms(units):
     out = panel_tests(units, n_boot=500).set_index(["category", "framing"])
-    # G: big2.panel.<category>.<framing>.p_welch and .d_rms
-    expected = {("Agency", "positive"): (4.9e-4, 0.430), ("Agency", "negative"): (1.1e-4, -0.478),
-                ("Communion", "positive"): (9.3e-4, -0.401), ("Communion", "negative"): (1.4e-11, 0.845)}
+    expected = PANEL_P_D
     for key, (p, d) in expected.items():
         row = out.loc[key]
         assert (row["n_a"], row["n_b"]) == (108, 162)

@@ -337,3 +337,22 @@ def test_a_singular_design_is_a_clear_error_naming_the_formula(units):
     aliased = units.assign(size_x2=units["size_b"] * 2)
     with pytest.raises(AnalysisError, match=r"median_rank ~ size_b \+ size_x2.*rank 3"):
         fit_mixed_model(aliased, "median_rank ~ size_b + size_x2 + base")
+
+
+def test_analyze_summary_states_what_its_numbers_are(shared_dir):
+    from rmvalues.analysis import analyze
+
+    runs = sorted((shared_dir / "paper-data" / "dict_big2_nouns").glob("*.csv"))
+    res = analyze(runs, "big-two-nouns", formula="median_rank ~ size_b + base + category",
+                  anova_type="marginal", n_resamples=999, n_boot=20)
+    text = res.summary_text()
+    assert "random-intercept variance at the boundary" in text
+    assert "F tests (marginal" in text
+    # G: big2.order.anova_marginal.size_b.F = 1.32012268369
+    assert res.mixed.anova.set_index("term").loc["size_b", "F"] == pytest.approx(
+        R["big2.order.anova_marginal.size_b.F"], rel=1e-5)
+    assert "smallest possible p = 2 / (R + 1)" in text
+    assert "smallest bonferroni-corrected p over 4 panel(s) = 0.008 (so no panel can reach ***" in text
+    assert "d_rms: Cohen's d with averaged variances" in text and "d_av: Lakens' d_av" in text
+    assert (res.panels["p_perm_at_limit"] == (res.panels["p_perm"] == 0.002)).all()
+    assert "(at its resolution limit)" in text

@@ -133,6 +133,7 @@ def analyze(
     top_k: int | None = None,
     null_draws: int = 0,
     ci_method: str = "percentile",
+    anova_type: str = "sequential",
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
@@ -158,7 +159,7 @@ def analyze(
     multi = scores["model"].nunique() > 1
     units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
-                "n_boot": n_boot, "ci_method": ci_method, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
+                "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
                 "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
@@ -170,7 +171,7 @@ def analyze(
         result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
         return result
     check_models_per_base(units)
-    result.mixed = fit_mixed_model(units, formula)
+    result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
     if null_draws:
         from rmvalues.analysis.null import null_baseline
 

@@ -12,6 +12,12 @@ effect covariance equal nlme's. What statsmodels lacks, and this module adds, is
   covariance (``U'U = V⁻¹``), ``c = U β`` splits the Wald statistic into one orthogonal piece per
   column in model order; a term's F is the mean of its columns' ``c²`` (nlme's ``anova.lme``).
   ``type="marginal"`` gives each term's Wald F adjusted for all others (``anova(..., type="m")``).
+* **R's term order and names**: terms are ordered as R's ``terms()`` does (by degree, then as
+  written; patsy would move numeric covariates last) and printed as R prints them (``baseLlama``).
+* **boundary fits**: when the REML profile of the random-intercept variance falls from 0
+  (:func:`reml_slope_at_boundary`), the optimum is σ²_b = 0, where statsmodels stops short or fails;
+  the fit is then the closed-form one at 0 (:func:`reml_profile`, = ``nlme::gls``; nlme's ``lme``
+  converges to it from inside), flagged ``boundary`` and named so in the summary.
 """
 
 from __future__ import annotations

@@ -65,11 +65,7 @@ class AnalysisResult:
         if self.mixed is not None:
             lines.append(self.mixed.summary_text())
         if self.panels is not None:
-            lines.append("Panel tests (first base - second base; corrected over panels):")
-            for r in self.panels.itertuples():
-                lines.append(f"  {r.category!s:<14}{r.framing!s:<10} diff {r.diff:7.2f}  p_welch "
-                             f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g} ({r.stars_perm})  "
-                             f"d_av {r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]")
+            lines += panel_summary_lines(self.panels)
         if self.null is not None:
             lines.append("Null baselines (base x category interaction SS vs random item sets):")
             for r in self.null.itertuples():
@@ -77,6 +73,22 @@ class AnalysisResult:
                              f"percentile {r.percentile:5.1f}  p = {r.p_value:.3g} ({r.n_draws} draws)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def panel_summary_lines(panels: pd.DataFrame) -> list[str]:
+    """Panel tests as text: tests, effect sizes named for what they compute, the permutation p
+    convention and its resolution limit."""
+    from rmvalues.analysis.hypothesis_tests import panel_notes
+
+    first = panels.iloc[0]
+    lines = [(f"Panel tests ({first.group_a} - {first.group_b}; {first.correction} over {len(panels)} "
+              f"panels; {first.ci_method} bootstrap 95% CIs):")]
+    for r in panels.itertuples():
+        limit = " (at its resolution limit)" if r.p_perm_at_limit else ""
+        lines.append(f"  {r.category!s:<14}{r.framing!s:<10} diff {r.diff:7.2f}  p_welch "
+                     f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g}{limit} ({r.stars_perm})  "
+                     f"d_rms {r.d_rms:.3f} [{r.d_rms_lo:.3f}, {r.d_rms_hi:.3f}]  d_av {r.d_av:.3f}")
+    return lines + [f"  {note}" for note in panel_notes(panels)]
 
 
 def read_run(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -120,6 +132,8 @@ def analyze(
     seed: int = 42,
     top_k: int | None = None,
     null_draws: int = 0,
+    ci_method: str = "percentile",
+    anova_type: str = "sequential",
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
@@ -145,7 +159,7 @@ def analyze(
     multi = scores["model"].nunique() > 1
     units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
-                "n_boot": n_boot, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
+                "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
                 "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
@@ -157,7 +171,7 @@ def analyze(
         result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
         return result
     check_models_per_base(units)
-    result.mixed = fit_mixed_model(units, formula)
+    result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
     if null_draws:
         from rmvalues.analysis.null import null_baseline
 
@@ -167,7 +181,7 @@ def analyze(
                                  for kind in ("random_words", "shuffled_labels")], ignore_index=True)
     if units["framing"].notna().all():
         result.panels = panel_tests(units, correction=correction, n_resamples=n_resamples,  # type: ignore[arg-type]
-                                    n_boot=n_boot, seed=seed)
+                                    n_boot=n_boot, seed=seed, ci_method=ci_method)
     return result
 
 

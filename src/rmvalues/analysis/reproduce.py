@@ -245,6 +245,8 @@ def reproduce(
 
 def format_fig1(res: Fig1Result) -> str:
     """One dataset's statistics as text."""
+    from rmvalues.analysis.hypothesis_tests import panel_notes
+
     lines = [f"== {res.dataset} ({res.mode} mode; lexicon {res.lexicon}; {res.policy.describe()}) ==",
              f"files sha256-verified: {'yes' if res.verified else 'NO (unpinned local copy)'}",
              (f"{len(res.units)} units = {res.units['model'].nunique()} models x "
@@ -259,11 +261,13 @@ def format_fig1(res: Fig1Result) -> str:
                  f"{res.stars_from}; {res.panels['n_resamples'].iloc[0]} resamples, seed "
                  f"{res.panels['seed'].iloc[0]}):")
     lines.append(f"  {'category':<12}{'framing':<10}{'n':>9}{'diff':>8}{'p_welch':>10}{'p_perm':>9}"
-                 f"{'stars':>6}{'d_av [95% CI]':>24}{'cohen_d':>9}{'hedges_g':>9}")
+                 f"{'stars':>6}{'d_rms [95% CI]':>24}{'d_av':>8}{'cohen_d':>9}{'hedges_g':>9}")
     for r in res.panels.itertuples():
         lines.append(f"  {r.category!s:<12}{r.framing!s:<10}{f'{r.n_a}/{r.n_b}':>9}{r.diff:8.2f}"
                      f"{r.p_welch:10.2g}{r.p_perm:9.2g}{r.stars:>6}"
-                     f"{f'{r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]':>24}{r.cohen_d:9.3f}{r.hedges_g:9.3f}")
+                     f"{f'{r.d_rms:.3f} [{r.d_rms_lo:.3f}, {r.d_rms_hi:.3f}]':>24}{r.d_av:8.3f}"
+                     f"{r.cohen_d:9.3f}{r.hedges_g:9.3f}")
+    lines += [f"  {note}" for note in panel_notes(res.panels)]
     return "\n".join(lines)
 
 

@@ -34,10 +34,15 @@ def analyze_command(
     category: Annotated[list[str] | None, typer.Option(help="Keep only these categories (repeatable).")] = None,
     formula: Annotated[str, typer.Option(help="Mixed-model formula over the unit columns.")] =
         "median_rank ~ base * category * framing",
+    anova: Annotated[str, typer.Option(help="F tests: sequential (R's anova(lme), terms in R's order) "
+                                            "| marginal (each term after all others).")] = "sequential",
     correction: Annotated[str, typer.Option(help="bonferroni | holm | bh | none.")] = "bonferroni",
-    resamples: Annotated[int, typer.Option(help="Permutation-test resamples.")] = 9999,
+    resamples: Annotated[int, typer.Option(help="Permutation-test resamples R (smallest p: 2/(R+1)).")] = 9999,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the permutation test and bootstrap.")] = 42,
+    ci_method: Annotated[str, typer.Option(help="Bootstrap CI: percentile (under-covers at small n) "
+                                                "| bca.")] = "percentile",
+    seed: Annotated[int, typer.Option(help="Run seed; each panel's permutation and bootstrap "
+                                           "streams are spawned from it.")] = 42,
     top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
@@ -49,7 +54,7 @@ def analyze_command(
     result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws)
+                     null_draws=null_draws, ci_method=ci_method, anova_type=anova)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

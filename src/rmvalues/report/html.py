@@ -213,10 +213,19 @@ def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>{more}')
 
 
+def _panel_note(panels: pd.DataFrame) -> str:
+    """What the panel table's effect sizes and permutation p are (analysis.panel_notes)."""
+    from rmvalues.analysis.hypothesis_tests import panel_notes
+
+    if not {"n_resamples", "correction", "d_rms"} <= set(panels.columns):
+        return ""
+    return "".join(f'<p class="note">{_html.escape(n)}</p>' for n in panel_notes(panels))
+
+
 def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
     """Panel tests as a reader wants them: estimate, SE, df, p (raw and corrected) and each
     effect size with its CI in one cell. Unknown layouts are shown unchanged."""
-    need = {"diff", "t", "df", "p_welch", "d_av", "d_av_lo", "d_av_hi"}
+    need = {"diff", "t", "df", "p_welch", "d_rms", "d_rms_lo", "d_rms_hi"}
     if not need <= set(panels.columns):
         return panels
     keys = [c for c in ("category", "framing") if c in panels.columns]
@@ -238,7 +247,8 @@ def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
     for column in ("stars", "stars_welch", "stars_perm"):
         if column in panels.columns:
             view[column] = panels[column]
-    for kind in ("d_av", "hedges_g", "cohen_d"):
+    # d_rms: Cohen's d with averaged variances; d_av: Lakens' mean-of-SDs d (effect_sizes.EFFECT_NOTE)
+    for kind in ("d_rms", "d_av", "hedges_g", "cohen_d"):
         if {kind, f"{kind}_lo", f"{kind}_hi"} <= set(panels.columns):
             view[f"{kind} [95% CI]"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
                                         zip(panels[kind], panels[f"{kind}_lo"],
@@ -412,10 +422,10 @@ def render_report(
     if inputs.panel_tests is not None and len(inputs.panel_tests):
         title = (f"Panel tests, {inputs.lexicon_label} (Welch and permutation; corrected p; "
                  "effect sizes with bootstrap CIs)")
-        stats.append((title, table_html(panel_view(inputs.panel_tests))))
+        stats.append((title, table_html(panel_view(inputs.panel_tests)) + _panel_note(inputs.panel_tests)))
     if inputs.mfd_panel_tests is not None and len(inputs.mfd_panel_tests):
         stats.append((f"Panel tests, {inputs.mfd_label}",
-                      table_html(panel_view(inputs.mfd_panel_tests))))
+                      table_html(panel_view(inputs.mfd_panel_tests)) + _panel_note(inputs.mfd_panel_tests)))
     if inputs.lm_tests is not None and len(inputs.lm_tests):
         stats.append(("Log-prob rank tests (Fig. 2)", table_html(inputs.lm_tests)))
     for title, frame in inputs.tables.items():

@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "inputs_from_lm_values": "inputs",
     "screenshot": "browser",
     "write_report": "inputs",
+    "compare_figures": "facct",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "FigureStyle",
     "ReportInputs",
     "TokenTable",
+    "compare_figures",
     "figure1",
     "figure2",
     "figure3",

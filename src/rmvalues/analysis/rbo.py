@@ -37,15 +37,13 @@ def groups_from_scores(items: Sequence[Hashable], scores: np.ndarray, *, descend
     order = np.argsort(-values if descending else values, kind="stable")
     groups: list[list[Hashable]] = []
     last = None
-    taken = 0
-    for i in order:
+    for taken, i in enumerate(order):
         if last is None or values[i] != last:
             if depth is not None and taken >= depth:
                 break
             groups.append([])
             last = values[i]
         groups[-1].append(items[i])
-        taken += 1
     return groups
 
 

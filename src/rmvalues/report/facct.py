@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rmvalues.errors import InputError
-from rmvalues.report.style import DEFAULT_STYLE, FigureResult, FigureStyle, figure_context, save_figure
+from rmvalues.report.style import (
+    DEFAULT_STYLE,
+    FigureResult,
+    FigureStyle,
+    figure_context,
+    save_figure,
+)
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -195,6 +195,16 @@ def test_rsa_permutation_detects_planted_structure():
     assert p0 > 0.05 or abs(rho0) < 0.5
 
 
+def test_rsa_fast_null_equals_reference():
+    rng = np.random.default_rng(5)
+    n = 7
+    sim = rng.normal(size=(n, n))
+    sizes = rng.integers(1, 30, n).astype(float)
+    feature = 1 / (1 + np.abs(sizes[:, None] - sizes[None, :]))
+    assert ag.rsa(sim, feature, n_perm=300, seed=2) == pytest.approx(
+        ag.reference_rsa(sim, feature, n_perm=300, seed=2))
+
+
 def test_asymmetry_sign_and_test():
     rows = []
     models = ["a", "b", "c", "d"]

@@ -400,3 +400,26 @@ def test_import_facct_refuses_a_copy_that_is_not_the_pinned_file(tmp_path, tmp_c
     assert code != 0
     assert "git blob id" in capsys.readouterr().err
     assert not list((tmp_path / "runs").glob("*.parquet")) if (tmp_path / "runs").exists() else True
+
+
+def test_score_elo_candidates_with_a_tiny_rm_joins_compare(facct_dir, tmp_path, monkeypatch):
+    """`score --candidates elo` on any RM gives a run that `compare` places beside the ten."""
+    monkeypatch.setenv("RMVALUES_FACCT_DATA", str(facct_dir))
+    from _engine_models import tiny_rm
+    from rmvalues.analysis.compare import compare
+    from rmvalues.api import score
+
+    result = score(tiny_rm("llama"), {"greatest_ever_one": "What, in one word, is the greatest thing ever?"},
+                   "elo", tmp_path / "elo-run", batch_size=256)
+    run = read_results(result.path)
+    assert len(run) == 7530 and run["candidate_kind"].eq("text").all()
+    out = compare([result.path], facct_data=facct_dir, n_perm=9, n_boot=9, n_null=9)
+    human = out.tables["human"]
+    mine = human[human["model"] == run["model"].iloc[0]].iloc[0]
+    elo = hp.load_elo(facct_dir)
+    raw = next(iter(elo.values())).set_index("name")["elo_score"]
+    scores = run.set_index("candidate")["score"]
+    assert mine["kendall_tau_b"] == pytest.approx(
+        kendalltau(scores.to_numpy(), raw.loc[scores.index].to_numpy()).statistic)
+    assert len(human) == 31  # the paper's ten under three prompts, and this run
+    assert "moments" not in out.tables  # an Elo run is not a vocabulary run

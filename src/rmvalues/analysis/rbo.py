@@ -67,19 +67,22 @@ def agreements(s: Ranking, t: Ranking, k: int) -> list[float]:
     overlap = 0
     i = j = 0
     out = []
+
+    def admit(groups, at: int, d: int, own: set[Hashable], other: set[Hashable]) -> tuple[int, int]:
+        """Add the groups starting at depth <= d to ``own``; (next group, overlap gained)."""
+        gained = 0
+        while at < len(groups) and groups[at][0] <= d:
+            for item in groups[at][1]:
+                if item not in own:
+                    own.add(item)
+                    gained += item in other
+            at += 1
+        return at, gained
+
     for d in range(1, k + 1):
-        while i < len(s_groups) and s_groups[i][0] <= d:
-            for item in s_groups[i][1]:
-                if item not in seen_s:
-                    seen_s.add(item)
-                    overlap += item in seen_t
-            i += 1
-        while j < len(t_groups) and t_groups[j][0] <= d:
-            for item in t_groups[j][1]:
-                if item not in seen_t:
-                    seen_t.add(item)
-                    overlap += item in seen_s
-            j += 1
+        i, gained_s = admit(s_groups, i, d, seen_s, seen_t)
+        j, gained_t = admit(t_groups, j, d, seen_t, seen_s)
+        overlap += gained_s + gained_t
         size = len(seen_s) + len(seen_t)
         out.append(2.0 * overlap / size if size else 0.0)
     return out
@@ -97,21 +100,23 @@ def _check_p(p: float) -> None:
         raise ValueError(f"RBO persistence p must be in (0, 1), got {p}")
 
 
+def _weighted(s: Ranking, t: Ranking, p: float, k: int | None) -> tuple[list[float], float]:
+    """``A_1..A_k`` and the truncated sum ``(1 - p)/p * sum_d A_d p^d``."""
+    _check_p(p)
+    a = agreements(s, t, _depth(s, t, k))
+    return a, (1 - p) / p * sum(ad * p**d for d, ad in enumerate(a, start=1))
+
+
 def rbo_ext(s: Ranking, t: Ranking, p: float = 0.9, k: int | None = None) -> float:
     """Extrapolated RBO (Eq. 30, tie-aware) of two rankings given as tie groups, at depth ``k``
     (default: the shorter ranking's length)."""
-    _check_p(p)
-    k = _depth(s, t, k)
-    a = agreements(s, t, k)
-    tail = sum(ad * p**d for d, ad in enumerate(a, start=1))
-    return a[-1] * p**k + (1 - p) / p * tail
+    a, truncated = _weighted(s, t, p, k)
+    return a[-1] * p ** len(a) + truncated
 
 
 def rbo_min(s: Ranking, t: Ranking, p: float = 0.9, k: int | None = None) -> float:
     """RBO truncated at depth ``k``: ``(1 - p) * sum_{d<=k} p^(d-1) A_d``."""
-    _check_p(p)
-    k = _depth(s, t, k)
-    return (1 - p) / p * sum(ad * p**d for d, ad in enumerate(agreements(s, t, k), start=1))
+    return _weighted(s, t, p, k)[1]
 
 
 def reference_rbo_ext(s: Ranking, t: Ranking, p: float = 0.9, k: int | None = None) -> float:

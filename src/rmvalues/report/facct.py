@@ -198,75 +198,60 @@ def rsa_bars(rsa: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
                         caption="RSA of RM agreement with model features; * Mantel permutation p < 0.05.")
 
 
-def asymmetry_plot(asym: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
-                   out_dir: str | Path | None = None, stem: str = "facct_asymmetry") -> FigureResult:
-    """Top minus bottom agreement with its model-bootstrap CI, per prompt and metric."""
+def _interval_figure(frame: pd.DataFrame, estimate: str, label_cols: Sequence[str], xlabel: str, *,
+                     style: FigureStyle, out_dir: str | Path | None, stem: str, caption: str,
+                     row_height: float = 0.18) -> FigureResult:
+    """Estimates with their 95% intervals (``ci_low``, ``ci_high``), one labelled row each."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    _need(asym, ["prompt_id", "metric", "top_minus_bottom", "ci_low", "ci_high"], "asymmetry")
-    frame = asym.sort_values(["metric", "prompt_id"]).reset_index(drop=True)
-    labels = [f"{m} | {p}" for m, p in zip(frame["metric"], frame["prompt_id"], strict=True)]
     with figure_context(style):
-        fig, ax = plt.subplots(figsize=(3.8, 0.28 * len(frame) + 0.8))
+        fig, ax = plt.subplots(figsize=(4.0, row_height * len(frame) + 0.8))
         y = np.arange(len(frame))[::-1]
-        est = frame["top_minus_bottom"].to_numpy(float)
+        est = frame[estimate].to_numpy(float)
         ax.errorbar(est, y, xerr=[est - frame["ci_low"], frame["ci_high"] - est], fmt="o",
                     color="black", markersize=3, capsize=2)
         ax.axvline(0, color="0.5", linewidth=0.6)
         ax.set_yticks(y)
-        ax.set_yticklabels(labels)
-        ax.set_xlabel("agreement at the top minus at the bottom")
+        ax.set_yticklabels([" | ".join(map(str, row)) for row in frame[list(label_cols)].itertuples(index=False)],
+                           fontsize=style.font_size - 2)
+        ax.set_xlabel(xlabel)
         _tidy(ax)
     paths = save_figure(fig, out_dir, stem, style)
-    return FigureResult(name=stem, figure=fig, paths=paths, data=frame,
-                        caption="Asymmetry of RM agreement: top minus bottom, 95% model-bootstrap CI.")
+    return FigureResult(name=stem, figure=fig, paths=paths, data=frame, caption=caption)
 
 
-def _slope_panel(ax, frame, label_cols, style):
-    import numpy as np
-
-    y = np.arange(len(frame))[::-1]
-    est = frame["slope"].to_numpy(float)
-    ax.errorbar(est, y, xerr=[est - frame["ci_low"], frame["ci_high"] - est], fmt="o",
-                color="black", markersize=3, capsize=2)
-    ax.axvline(0, color="0.5", linewidth=0.6)
-    ax.set_yticks(y)
-    ax.set_yticklabels([" | ".join(str(v) for v in row) for row in frame[label_cols].itertuples(index=False)],
-                       fontsize=style.font_size - 2)
-    _tidy(ax)
+def asymmetry_plot(asym: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
+                   out_dir: str | Path | None = None, stem: str = "facct_asymmetry") -> FigureResult:
+    """Top minus bottom agreement with its model-bootstrap CI, per prompt and metric."""
+    _need(asym, ["prompt_id", "metric", "top_minus_bottom", "ci_low", "ci_high"], "asymmetry")
+    frame = asym.sort_values(["metric", "prompt_id"]).reset_index(drop=True)
+    return _interval_figure(frame, "top_minus_bottom", ["metric", "prompt_id"],
+                            "agreement at the top minus at the bottom", style=style, out_dir=out_dir,
+                            stem=stem, row_height=0.28,
+                            caption="Asymmetry of RM agreement: top minus bottom, 95% model-bootstrap CI.")
 
 
 def framing_slopes(framing: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
                    out_dir: str | Path | None = None, stem: str = "facct_framing") -> FigureResult:
     """Score-on-sentiment slopes with 95% CIs per RM, prompt and valence (FAccT Fig 3c)."""
-    import matplotlib.pyplot as plt
-
     _need(framing, ["model", "prompt_id", "valence", "slope", "ci_low", "ci_high"], "framing")
     frame = framing.sort_values(["prompt_id", "valence", "model"]).reset_index(drop=True)
-    with figure_context(style):
-        fig, ax = plt.subplots(figsize=(4.0, 0.16 * len(frame) + 0.8))
-        _slope_panel(ax, frame, ["prompt_id", "valence", "model"], style)
-        ax.set_xlabel("slope of score on AFINN sentiment")
-    paths = save_figure(fig, out_dir, stem, style)
-    return FigureResult(name=stem, figure=fig, paths=paths, data=frame,
-                        caption="Sentiment slopes (OLS, 95% CI), positive and negative words fitted separately.")
+    return _interval_figure(frame, "slope", ["prompt_id", "valence", "model"],
+                            "slope of score on AFINN sentiment", style=style, out_dir=out_dir,
+                            stem=stem, row_height=0.16,
+                            caption="Sentiment slopes (OLS, 95% CI), positive and negative words "
+                                    "fitted separately.")
 
 
 def frequency_slopes(frequency: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
                      out_dir: str | Path | None = None, stem: str = "facct_frequency") -> FigureResult:
     """Log-frequency slopes (controlling for sentiment) with 95% CIs per RM and prompt (Fig 3d)."""
-    import matplotlib.pyplot as plt
-
     _need(frequency, ["model", "prompt_id", "slope", "ci_low", "ci_high"], "frequency")
     frame = frequency.sort_values(["prompt_id", "model"]).reset_index(drop=True)
-    with figure_context(style):
-        fig, ax = plt.subplots(figsize=(4.0, 0.18 * len(frame) + 0.8))
-        _slope_panel(ax, frame, ["prompt_id", "model"], style)
-        ax.set_xlabel("slope of score on log BNC frequency")
-    paths = save_figure(fig, out_dir, stem, style)
-    return FigureResult(name=stem, figure=fig, paths=paths, data=frame,
-                        caption="Frequency slopes (OLS with sentiment as covariate, 95% CI).")
+    return _interval_figure(frame, "slope", ["prompt_id", "model"], "slope of score on log BNC frequency",
+                            style=style, out_dir=out_dir, stem=stem,
+                            caption="Frequency slopes (OLS with sentiment as covariate, 95% CI).")
 
 
 def human_tau(human: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,

@@ -181,6 +181,15 @@ def test_pairwise_metrics_equal_scipy_and_definitions():
     assert ag.footrule_similarity(np.arange(6.0), -np.arange(6.0)) == pytest.approx(0.0)
 
 
+def test_ndcg_by_hand():
+    # Gains from the reference's ranks rescaled to [0, 1]: c=1, b=0.5, a=0. The ranker puts a, b first.
+    reference, ranker = np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])
+    dcg = 0 / np.log2(2) + 0.5 / np.log2(3)
+    idcg = 1 / np.log2(2) + 0.5 / np.log2(3)
+    assert ag.ndcg_at_k(reference, ranker, 2) == pytest.approx(dcg / idcg)
+    assert ag.ndcg_at_k(reference, reference, 3) == pytest.approx(1.0)
+
+
 def test_rsa_permutation_detects_planted_structure():
     n = 8
     family = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -326,7 +335,8 @@ def test_identity_term_planted_at_the_top_is_flagged():
     freq = pd.DataFrame({"word": words, "freq_per_million": np.exp(rng.normal(size=len(words)))})
     terms = pd.DataFrame({"term": ["woman", "man"], "category": ["gender", "gender"]})
     out = identity_ranks(runs, terms, freq, n_null=999, seed=0).set_index("term")
-    assert out.loc["woman", "percentile"] == 1.0
+    assert out.loc["woman", "percentile"] == 1.0 and out.loc["woman", "rank"] == 1.0
+    assert out.loc["man", "rank"] == 1 + (scores[:-2] > scores[-1]).sum() + (scores[-2] > scores[-1])
     assert out.loc["woman", "flag"] == "high" and bool(out.loc["woman", "matched"])
     assert out.loc["man", "flag"] == ""
 

@@ -44,8 +44,8 @@ def identity_ranks(runs: pd.DataFrame, terms: pd.DataFrame, frequency: pd.DataFr
     rng = np.random.default_rng(seed)
     rows = []
     for (model, prompt_id), sel in words.groupby(["model", "prompt_id"], sort=True):
-        pct = sel.set_index("word")["score"].rank(method="average", pct=True)
-        pct = (pct * len(pct) - 1) / max(len(pct) - 1, 1)  # 0 = lowest, 1 = highest
+        rank = sel.set_index("word")["score"].rank(method="average", ascending=False)  # 1 = top
+        pct = (len(rank) - rank) / max(len(rank) - 1, 1)  # 0 = lowest, 1 = highest
         pool = pct[~pct.index.isin(identity)]
         pool_bins = bins.reindex(pool.index)
         found = []
@@ -64,11 +64,11 @@ def identity_ranks(runs: pd.DataFrame, terms: pd.DataFrame, frequency: pd.DataFr
             obs = float(pct[key])
             lo = (1 + (null <= obs).sum()) / (n_null + 1)
             hi = (1 + (null >= obs).sum()) / (n_null + 1)
-            found.append((model, prompt_id, term, category, obs, float(np.median(null)),
+            found.append((model, prompt_id, term, category, float(rank[key]), obs, float(np.median(null)),
                           float(np.quantile(null, 0.025)), float(np.quantile(null, 0.975)),
                           min(1.0, 2 * min(lo, hi)), bool(matched), len(pct)))
         if found:
-            block = pd.DataFrame(found, columns=["model", "prompt_id", "term", "category", "percentile",
+            block = pd.DataFrame(found, columns=["model", "prompt_id", "term", "category", "rank", "percentile",
                                                  "null_median", "null_low", "null_high", "p",
                                                  "matched", "n_words"])
             block["p_adj"] = false_discovery_control(block["p"].to_numpy())

@@ -388,6 +388,8 @@ def test_compare_command_writes_tables_manifest_and_report(tiny_runs, facct_dir,
     html = (out / "report" / "report.html").read_text()
     assert 'id="facct"' in html and "FAccT Fig. 2a" in html and "data:image/png;base64" in html
     assert (out / "report" / "figures" / "facct_mds.png").exists()
+    assert "<td>grm-gemma2-2b.parquet</td>" in html  # the input runs' provenance
+    assert "identity-terms" in html and "Dixon" in html  # the lexicon, with its citation
 
 
 def test_compare_bad_input_is_a_clean_error(tmp_path, tiny_runs, capsys):

@@ -58,10 +58,9 @@ def compare_command(
     if report is None and out is not None:
         report = out / "report"
     if report is not None:
-        from rmvalues.report.html import ReportInputs, render_report
+        from rmvalues.report.facct import report_from_compare
 
-        path = render_report(ReportInputs(title="rmvalues compare", facct=result), report)
-        typer.echo(f"report: {path}")
+        typer.echo(f"report: {report_from_compare(result, runs or [], report)}")
 
 
 def import_command(

@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "screenshot": "browser",
     "write_report": "inputs",
     "compare_figures": "facct",
+    "report_from_compare": "facct",
 }
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "load_report_inputs",
     "panel_summary",
     "render_report",
+    "report_from_compare",
     "report_from_reproduce",
     "screenshot",
     "serif_font",

@@ -376,3 +376,26 @@ def compare_figures(result, *, style: FigureStyle = DEFAULT_STYLE, out_dir: str 
         fig.title = title
         results.append(fig)
     return results, skipped
+
+
+def report_from_compare(result, runs: Sequence[str | Path], out_dir: str | Path,
+                        style: FigureStyle = DEFAULT_STYLE) -> Path:
+    """The HTML report of a compare result: its FAccT section plus the input runs' manifests and
+    the lexicon used, so the page carries its own provenance."""
+    import json
+
+    from rmvalues.report.html import ReportInputs, render_report
+    from rmvalues.store.manifest import manifest_path
+
+    manifests = {}
+    for run in runs:
+        path = Path(run)
+        candidates = [manifest_path(path)] + (sorted(path.glob("*.manifest.json")) if path.is_dir() else [])
+        for found in candidates:
+            if found.is_file():
+                manifests[f"{path.name}:{found.name}" if path.is_dir() else path.name] = json.loads(
+                    found.read_text("utf-8"))
+    lexicons = [result.settings.get("identity_lexicon")] if "identity" in result.tables else []
+    inputs = ReportInputs(title="rmvalues compare (FAccT 2025 analyses)", facct=result,
+                          manifests=manifests, lexicons=[x for x in lexicons if x])
+    return render_report(inputs, out_dir, style=style)

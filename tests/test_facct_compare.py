@@ -76,6 +76,21 @@ def test_import_synthetic_csv_as_score_run(tmp_path):
     assert manifest.fields["hub_id"] == "Ray2333/GRM-gemma2-2B-rewardmodel-ft"
 
 
+def test_a_release_csv_reads_like_its_imported_run(tmp_path):
+    from rmvalues.analysis.compare import read_runs
+
+    csv = _write_csv(tmp_path / "Ray2333--GRM-gemma2-2B-rewardmodel-ft.csv",
+                     [(0, "a", "a", 1.0, 2.0, 3.0), (1, "b", " b", 4.0, 5.0, None)])
+    run = import_facct_scores(tmp_path / "runs", sources={"grm-gemma2-2b": csv})[0]
+    direct, imported = read_runs([csv]), read_runs([run])
+    assert set(direct["model"]) == {"grm-gemma2-2b"}
+    key = ["prompt_id", "token_id"]
+    pd.testing.assert_frame_equal(direct.sort_values(key).reset_index(drop=True),
+                                  imported.sort_values(key).reset_index(drop=True), check_dtype=False)
+    manifest = read_manifest(manifest_path(run))
+    assert manifest.fields["candidates"]["count"] == 2 and len(manifest.fields["candidates"]["hash"]) == 16
+
+
 def test_import_refuses_other_columns(tmp_path):
     bad = tmp_path / "x.csv"
     bad.write_text("token_id,token_decoded,greatest\n0,a,1\n", encoding="utf-8")

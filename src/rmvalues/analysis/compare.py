@@ -65,11 +65,18 @@ def read_runs(runs: Sequence[str | Path | pd.DataFrame]) -> pd.DataFrame:
     """Stored score runs (Parquet files/folders, released CSVs or frames) as one long table."""
     import pandas as pd
 
+    from rmvalues.analysis.facct_data import (
+        is_facct_csv,
+        model_from_facct_filename,
+        read_facct_scores,
+    )
     from rmvalues.analysis.pipeline import read_run
 
     if not runs:
         raise InputError("no runs given; pass score runs (.parquet) or imported FAccT runs.")
-    frame = pd.concat([read_run(r) for r in runs], ignore_index=True)
+    frame = pd.concat([read_facct_scores(r, model_from_facct_filename(r))
+                       if not isinstance(r, pd.DataFrame) and is_facct_csv(r) else read_run(r)
+                       for r in runs], ignore_index=True)
     dup = frame.duplicated(["model", "prompt_id", "candidate_kind", "token_id", "candidate"])
     if dup.any():
         row = frame[dup].iloc[0]

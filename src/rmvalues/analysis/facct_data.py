@@ -199,6 +199,27 @@ def read_facct_scores(path: str | Path, model: str) -> pd.DataFrame:
     return long
 
 
+def model_from_facct_filename(path: str | Path) -> str:
+    """``<org>--<model>.csv`` -> the registry key of hub id ``<org>/<model>`` (else the stem)."""
+    from rmvalues.models.registry import find_model
+
+    stem = Path(path).stem
+    spec = find_model(stem.replace("--", "/", 1))
+    return spec.key if spec is not None else stem
+
+
+def is_facct_csv(path: str | Path) -> bool:
+    """True if ``path`` is a CSV with exactly the FAccT score columns."""
+    from rmvalues.analysis.importers import VOCAB_ID_COLUMNS
+
+    path = Path(path)
+    if path.suffix != ".csv" or not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+    return header == list(VOCAB_ID_COLUMNS) + list(PROMPT_COLUMNS)
+
+
 def import_facct_scores(
     out_dir: str | Path,
     models: list[str] | None = None,
@@ -228,7 +249,12 @@ def import_facct_scores(
         spec = catalogue.get(key)
         path = Path(sources[key]) if sources is not None else fetch_released(spec, data_dir)
         frame = read_facct_scores(path, key)
+        from rmvalues.engines.candidates import CandidateSet
         from rmvalues.io import sha256_file
+
+        tokens = frame.drop_duplicates("token_id").sort_values("token_id")
+        cands = CandidateSet(kind="token", source="vocab", texts=tuple(tokens["candidate"]),
+                             token_ids=tuple(int(i) for i in tokens["token_id"]))
 
         model = get_model(key) if key in catalogue else None
         manifest = build_manifest(
@@ -239,7 +265,8 @@ def import_facct_scores(
                     "sha256": sha256_file(path)},
             prompt_set=FACCT_PROMPT_SET, prompt_ids=sorted(frame["prompt_id"].unique()),
             prompts={k: v for k, v in prompts.items() if k in set(frame["prompt_id"])},
-            candidates={"kind": "token", "source": "vocab", "count": int(frame["token_id"].nunique())},
+            candidates={"kind": "token", "source": "vocab", "count": len(cands),
+                        "hash": cands.content_hash()},
             dropped_missing=frame.attrs.get("dropped", {}),
         )
         written.append(write_results(frame, out / f"{key}.parquet", manifest))

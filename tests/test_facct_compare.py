@@ -168,6 +168,10 @@ def test_shared_vocabulary_join_and_duplicate_policy():
     assert mean.loc[("greatest_ever_one", "y"), "a"] == 2.5
     with pytest.raises(InputError):
         ag.shared_vocabulary(a, duplicates="first")  # type: ignore[arg-type]
+    # A run with an extra prompt is compared on the prompts both share.
+    extra = _runs({"b": np.array([4.0, 3.0, 2.0])}, ["x", "y", "w"], prompts=("greatest_ever_one", "other"))
+    both = ag.shared_vocabulary(pd.concat([a, extra]))
+    assert set(both.index.get_level_values("prompt_id")) == {"greatest_ever_one"}
 
 
 def test_pairwise_metrics_equal_scipy_and_definitions():

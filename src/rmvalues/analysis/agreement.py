@@ -5,7 +5,7 @@ with different tokenizers meet on the strings they share. Duplicate policy (a st
 vocabulary encodes with more than one token id): ``"drop"`` removes that string from the shared
 vocabulary for every RM (the authors' choice: no string is scored twice); ``"mean"`` keeps it with
 the mean of its encodings' scores. The shared vocabulary is the set of strings present in every run
-under every prompt compared.
+under every prompt compared (the prompts all runs share).
 
 Metrics per pair of RMs, on the whole shared vocabulary and on its top and bottom separately:
 Kendall's tau-b and Spearman's rho (scipy), Spearman's footrule as a similarity
@@ -46,6 +46,12 @@ def shared_vocabulary(
     frame = runs if prompts is None else runs[runs["prompt_id"].isin(list(prompts))]
     if frame.empty:
         raise AnalysisError("no scores to compare (check the prompt ids).")
+    # Only prompts that every model was scored under can be compared.
+    per_model = frame.groupby("model", observed=True)["prompt_id"].agg(lambda p: set(p))
+    common = set.intersection(*per_model.tolist())
+    if not common:
+        raise AnalysisError("the runs share no prompt id; agreement compares RMs under the same prompt.")
+    frame = frame[frame["prompt_id"].isin(sorted(common))]
     counts = frame.groupby(["model", "prompt_id", "candidate"], observed=True).size()
     dup = sorted(set(counts[counts > 1].index.get_level_values("candidate")))
     if duplicates == "drop" and dup:

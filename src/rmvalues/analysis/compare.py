@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rmvalues.errors import AnalysisError, InputError
+from rmvalues.errors import AnalysisError, ChecksumError, FetchError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,7 +144,9 @@ def compare(
     if released_elo or frame is not None:
         try:
             elo = hp.load_elo(facct_data)
-        except (InputError, AnalysisError, OSError) as exc:
+        except ChecksumError:
+            raise  # a file that is not the pinned one is an error, not a skipped analysis
+        except (FetchError, InputError, OSError) as exc:
             result.notes.append(f"EloEverything files unavailable ({exc}); human preferences skipped.")
     human_names = set(hp.human_table(elo)["candidate"]) if elo else set()
     is_elo_run = None

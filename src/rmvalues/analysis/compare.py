@@ -187,8 +187,14 @@ def compare(
                 tables["asymmetry"] = ag.asymmetry(pairs, n_perm=n_perm, n_boot=n_boot, seed=seed)
 
         attempt("heterogeneity", heterogeneity)
-        afinn = cov.read_afinn(fetch_data_file("afinn", facct_data))
-        bnc = cov.read_bnc_frequency(fetch_data_file("bnc", facct_data))
+        try:
+            afinn = cov.read_afinn(fetch_data_file("afinn", facct_data))
+            bnc = cov.read_bnc_frequency(fetch_data_file("bnc", facct_data))
+        except ChecksumError:
+            raise
+        except (FetchError, InputError, OSError) as exc:
+            result.notes.append(f"AFINN/BNC unavailable ({exc}); framing, frequency and identity skipped.")
+            afinn = bnc = None
 
         def framing() -> None:
             slopes = cov.framing_slopes(vocab, afinn)
@@ -214,9 +220,10 @@ def compare(
             tables["identity"] = identity_ranks(vocab, terms, bnc,
                                                 n_null=n_null, seed=seed)
 
-        attempt("framing", framing)
-        attempt("frequency", frequency)
-        attempt("identity terms", identity)
+        if afinn is not None:
+            attempt("framing", framing)
+            attempt("frequency", frequency)
+            attempt("identity terms", identity)
 
     if elo:
         import pandas as pd

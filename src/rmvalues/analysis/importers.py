@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from rmvalues.errors import InputError
 
@@ -104,19 +104,32 @@ def read_dictionary_scores(path: str | Path, model: str | None = None) -> pd.Dat
     return _finish(long, "text")
 
 
-def read_vocabulary_scores(path: str | Path, model: str | None = None) -> pd.DataFrame:
-    """A released full-vocabulary CSV (``token_id, token_name, token_decoded, <prompts>``)."""
+def read_vocabulary_scores(
+    path: str | Path, model: str | None = None, *, missing: Literal["error", "drop"] = "error"
+) -> pd.DataFrame:
+    """A released full-vocabulary CSV (``token_id, token_name, token_decoded, <prompts>``).
+
+    ``missing="drop"`` drops empty score cells (counted per prompt in ``attrs['dropped']``) instead
+    of refusing them: the FAccT release leaves cells of unscored tokens empty.
+    """
     frame = _read_csv(path)
-    missing = [c for c in ("token_id", "token_decoded") if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path} lacks column(s) {missing}; expected {list(VOCAB_ID_COLUMNS)} + prompts.")
+    absent = [c for c in ("token_id", "token_decoded") if c not in frame.columns]
+    if absent:
+        raise InputError(f"{path} lacks column(s) {absent}; expected {list(VOCAB_ID_COLUMNS)} + prompts.")
     prompts = [c for c in frame.columns if c not in VOCAB_ID_COLUMNS]
     long = frame.melt(id_vars=["token_id", "token_decoded"], value_vars=prompts,
                       var_name="prompt_id", value_name="score")
     long = long.rename(columns={"token_decoded": "candidate"})
     long["candidate"] = long["candidate"].fillna("")
     long["model"] = model or model_from_filename(path)
-    return _finish(long, "token")
+    dropped = {}
+    if missing == "drop":
+        empty = long["score"].isna()
+        dropped = {str(k): int(v) for k, v in long.loc[empty, "prompt_id"].value_counts().items()}
+        long = long.loc[~empty]
+    out = _finish(long, "token")
+    out.attrs["dropped"] = dropped
+    return out
 
 
 def read_checkpoint_scores(

@@ -33,6 +33,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
     ("figures", "Figures"),
     ("statistics", "Statistics"),
+    ("facct", "FAccT 2025 analyses"),
     ("tokens", "Top and bottom tokens"),
     ("lexicons", "Lexicons"),
     ("prompts", "Prompt sets"),
@@ -70,6 +71,7 @@ class ReportInputs:
     prompt_sets: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # per-figure keyword overrides
+    facct: Any = None  # a rmvalues.analysis.compare.CompareResult: the FAccT 2025 section
 
 
 @dataclass
@@ -410,6 +412,8 @@ def render_report(
     for r in figures:
         r.close()
 
+    facct = _facct_section(inputs.facct, out, style) if inputs.facct is not None else None
+
     token_table: TokenTable | None = None
     if inputs.token_scores is not None and len(inputs.token_scores):
         try:
@@ -467,10 +471,30 @@ def render_report(
         prompt_sets=prompt_sets,
         manifests=manifests,
         manifest_table=manifest_table,
+        facct=facct,
     )
     target = out / "report.html"
     atomic_write_text(target, page)
     return target
+
+
+def _facct_section(result: Any, out: Path, style: FigureStyle) -> dict[str, Any]:
+    """Figures (drawn into ``out/figures``), tables and notes of a compare result."""
+    from rmvalues.analysis.compare import TABLES
+    from rmvalues.report.facct import compare_figures
+
+    drawn, skipped = compare_figures(result, style=style, out_dir=out / "figures")
+    figures = []
+    for r in drawn:
+        png_b64, width_px = _png(r, style)
+        figures.append(_Figure(id=r.name, title=r.title, caption=r.caption, png_b64=png_b64,
+                               width_px=width_px, files=[str(p.relative_to(out)) for p in r.paths.values()]))
+        r.close()
+    tables = [(f"{name}: {TABLES.get(name, '')}", table_html(frame))
+              for name, frame in result.tables.items() if frame is not None and len(frame)]
+    notes = list(result.notes) + ([f"not drawn: {'; '.join(skipped)}"] if skipped else [])
+    settings = ", ".join(f"{k} = {v}" for k, v in result.settings.items() if k != "prompts")
+    return {"figures": figures, "tables": tables, "notes": notes, "settings": settings}
 
 
 def _overview(inputs: ReportInputs) -> list[tuple[str, str]]:

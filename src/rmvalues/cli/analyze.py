@@ -86,7 +86,9 @@ def reproduce_command(
     typer.echo(text)
     if out is not None:
         write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
-                     skipped=result.skipped, differences=result.differences, seed=seed)
+                     skipped=result.skipped, differences=result.differences, seed=seed,
+                     datasets=result.status,
+                     rank_results_files=[f.summary() for f in result.rank_files])
         typer.echo(f"\nwrote {out}/")
     if report is None and out is not None:
         report = out / "report"
@@ -94,3 +96,8 @@ def reproduce_command(
         from rmvalues.report.inputs import report_from_reproduce
 
         typer.echo(f"report: {report_from_reproduce(result, report)}")
+    if result.failed:
+        from rmvalues.errors import AnalysisError
+
+        raise AnalysisError(f"not reproduced: {', '.join(result.failed)} (the reasons are listed "
+                            "under == Datasets == above); the other datasets' results were kept.")

@@ -141,7 +141,9 @@ def compare_with_released(
                      "worst_released": float(b[worst]), "passed": ok})
         if not ok:
             reasons = []
-            if not spearman >= min_spearman:
+            if constant:
+                reasons.append("the scores are constant, so no ranking can be compared")
+            elif not spearman >= min_spearman:
                 reasons.append(f"Spearman {spearman:.4f} < {min_spearman}")
             if diff.max() > tolerance:
                 reasons.append(f"max |Δ| {diff.max():.3g} > {tolerance:g}")

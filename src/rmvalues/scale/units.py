@@ -154,7 +154,8 @@ def probe_model(spec: RunSpec) -> ProbedModel:
     local_dir, resolved = loading.resolve_source(spec.model, spec.revision, model_spec)
     files = loading.weight_files(local_dir)
     device = loading.placement_device(spec.device, spec.device_map)
-    dtype = loading.torch_dtype(spec.dtype, device=device, spec=model_spec)
+    dtype = loading.torch_dtype(spec.dtype, device=device, spec=model_spec,
+                                published=loading.checkpoint_dtype(local_dir))
     config = AutoConfig.from_pretrained(str(local_dir), trust_remote_code=spec.trust_remote_code)
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
     if spec.attn_implementation:

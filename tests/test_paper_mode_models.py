@@ -178,3 +178,18 @@ def test_manifest_records_an_unverified_head():
     rm = dataclasses.replace(tiny_rm("llama"), spec=get_model("qrm-gemma2-27b"))
     assert score_fields(rm, True)["head_verified"] is False
     assert score_fields(tiny_rm("llama"), False)["head_verified"] is None
+
+
+def test_scale_out_paper_mode_equals_score(tmp_path):
+    """`score --executor local --paper-compatible` runs paper mode as `score` does (pooling incl.)."""
+    from rmvalues.scale import RunSpec, execute
+    from rmvalues.store.manifest import read_results
+
+    rm = tiny_rm("gemma")
+    ids = [rm.backbone.config.pad_token_id, *range(1000, 1040)]
+    prompts = {"q": PROMPT}
+    plain = score(rm, prompts, ids, None, paper_compatible=True)
+    spec = RunSpec.build(str(tiny_rm_dir("gemma")), prompts, ids, device="cpu", dtype="float32",
+                         paper_compatible=True, shard_size=16)
+    scaled = read_results(execute(spec, tmp_path).path)
+    assert np.abs(scaled["score"].to_numpy() - plain.table["score"].to_numpy()).max() <= 1e-5

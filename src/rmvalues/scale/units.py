@@ -80,6 +80,10 @@ class RunSpec:
             candidates = tuple(candidates)
         if options.get("chat_template") is not None:
             options["chat_template"] = str(options["chat_template"])
+        if options.get("paper_compatible"):  # the paper's dtype for the model, as score() loads it
+            from rmvalues.engines.paper_compat import paper_dtype
+
+            options["dtype"] = paper_dtype(model, options.get("dtype"))
         return cls(model=str(model), prompts=tuple(pairs), candidates=candidates,
                    prompt_set=set_name, **options)
 

@@ -98,3 +98,14 @@ def test_a_tiny_models_own_scores_in_released_format_pass(tmp_path, released):
     summary = (tmp_path / "cli" / "summary.txt").read_text()
     assert "FAIL" in summary and "prompt 'worst_ever_one'" in summary
     assert "prompt 'best_ever_one'" not in summary.split("FAIL")[1]
+
+
+def test_the_registry_names_each_models_released_file():
+    from rmvalues.analysis.released_check import released_file
+    from rmvalues.errors import InputError
+
+    path = released_file("grm-llama3.2-3b", "big2-nouns")
+    assert path.name == "big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.csv"
+    assert released_file("skywork-gemma2-27b", "big2-nouns").name.endswith("Gemma-2-27B.csv")
+    with pytest.raises(InputError, match="no released scores"):
+        released_file("grm-llama3-8b-sftreg", "big2-nouns")

@@ -30,6 +30,8 @@ log = logging.getLogger("rmvalues.score")
 
 #: Bump when a change to the engine changes the numbers it produces (invalidates stored shards).
 ENGINE_VERSION = 1
+#: Bump when paper mode's numbers change (v2: per-model dtype, head dtype, pad pooling, URM logit).
+PAPER_MODE_VERSION = 2
 #: Default ``--verify`` tolerance on max |Δ| per dtype (bf16/fp16 batching reorders reductions).
 VERIFY_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 1e-1}
 #: How many offending candidates a NaN/inf error lists.
@@ -179,8 +181,10 @@ def verify_scores(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Re-score ``n`` random (prompt, candidate) pairs with the reference path; fail beyond tolerance."""
+    from rmvalues.engines.paper_compat import paper_pooling
     from rmvalues.engines.reference import reference_score
 
+    pool = paper_pooling(rm) if paper_compatible else None
     rng = np.random.default_rng(seed)
     prompt_ids = list(splits)
     rows = rng.choice(len(table), size=min(n, len(table)), replace=False)
@@ -190,7 +194,7 @@ def verify_scores(
         prompt_id = prompt_ids[prompt_index]
         one = candidates.subset([cand_index])
         conversation = _conversations(rm, splits[prompt_id], one, paper_compatible)
-        ref = float(reference_score(rm, conversation)[0])
+        ref = float(reference_score(rm, conversation, pool)[0])
         fast = float(table["score"].iloc[int(row)])
         delta = abs(ref - fast)
         if not delta <= worst[0]:
@@ -249,14 +253,21 @@ def score(
     if verify < 0:
         raise InputError(f"--verify must be >= 0 (got {verify})")
 
+    from rmvalues.engines import paper_compat
+
+    if paper_compatible:  # the paper's dtype per model, its score definition and pooling
+        dtype = paper_compat.paper_dtype(model, dtype)
     rm = _load(model, revision=revision, dtype=dtype, attn_implementation=attn_implementation,
                device=device, chat_template=chat_template, trust_remote_code=trust_remote_code)
+    if paper_compatible:
+        rm = paper_compat.paper_model(rm)
     cands = resolve_candidates(candidates, rm.tokenizer)
     from rmvalues.engines.score import Engine
     from rmvalues.models.chat import split_chat
 
     batch = batch_size or (rm.spec.batch_size if rm.spec else 64)
-    engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode)
+    engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode,
+                    pool=paper_compat.paper_pooling(rm) if paper_compatible else None)
     splits = {pid: split_chat(rm.tokenizer, text, date_string=date_string,
                               chat_template=chat_template)
               for pid, text in pairs}
@@ -303,6 +314,7 @@ def score(
         **provenance,
         "engine": "paper-compatible" if paper_compatible else engine.mode,
         "engine_version": ENGINE_VERSION,
+        **paper_compat.score_fields(rm, paper_compatible),
         **run_fields(set_name, pairs, cands, splits),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
@@ -362,7 +374,7 @@ def shard_config(rm: RewardModel, candidates: CandidateSet, *,
         "provenance": rm.provenance(),
         "libraries": {k: versions.get(k) for k in ("torch", "transformers", "tokenizers")},
         "candidates": candidates.content_hash(),
-        "paper_compatible": paper_compatible,
+        "paper_compatible": paper_compatible and PAPER_MODE_VERSION,
     }
 
 

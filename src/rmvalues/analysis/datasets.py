@@ -31,6 +31,7 @@ class ReleasedDataset:
     prefixes: tuple[str, ...]
     description: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, dict[str, object]] = field(default_factory=dict)
     commit: str = ""
     url_pattern: str = ""
 
@@ -56,7 +57,8 @@ def released_datasets() -> dict[str, ReleasedDataset]:
         out[name] = ReleasedDataset(
             name=name, folder=spec["folder"], format=spec["format"], lexicon=spec["lexicon"],
             prefixes=tuple(spec.get("prefixes", ())), description=spec.get("description", ""),
-            files=dict(spec.get("files", {})), commit=data["commit"], url_pattern=data["url"],
+            files=dict(spec.get("files", {})), runs=dict(spec.get("runs", {})),
+            commit=data["commit"], url_pattern=data["url"],
         )
     return out
 

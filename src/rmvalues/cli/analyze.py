@@ -1,4 +1,4 @@
-"""`rmvalues analyze` and `rmvalues reproduce`: thin layers over :mod:`rmvalues.analysis`."""
+"""`rmvalues analyze`, `reproduce` and `check-released`: thin layers over :mod:`rmvalues.analysis`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 def register(app: typer.Typer) -> None:
     app.command("analyze")(analyze_command)
     app.command("reproduce")(reproduce_command)
+    app.command("check-released")(check_released_command)
 
 
 def _policy(match: str, variants: str, rank_over: str):
@@ -91,7 +92,9 @@ def reproduce_command(
     typer.echo(text)
     if out is not None:
         write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
-                     skipped=result.skipped, differences=result.differences, seed=seed)
+                     skipped=result.skipped, differences=result.differences, seed=seed,
+                     datasets=result.status,
+                     rank_results_files=[f.summary() for f in result.rank_files])
         typer.echo(f"\nwrote {out}/")
     if report is None and out is not None:
         report = out / "report"
@@ -99,3 +102,41 @@ def reproduce_command(
         from rmvalues.report.inputs import report_from_reproduce
 
         typer.echo(f"report: {report_from_reproduce(result, report)}")
+    if result.failed:
+        from rmvalues.errors import AnalysisError
+
+        raise AnalysisError(f"not reproduced: {', '.join(result.failed)} (the reasons are listed "
+                            "under == Datasets == above); the other datasets' results were kept.")
+
+
+def check_released_command(
+    model: Annotated[str, typer.Option(help="Registry key (its released CSV is found by name), or "
+                                            "a model folder / hub id with --released.")],
+    dataset: Annotated[str, typer.Option(help="big2-nouns | mfd2: which released words to score.")] = "big2-nouns",
+    released: Annotated[Path | None, typer.Option(
+        help="Released CSV to compare with (default: the model's file in the released data).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="Local copy of the released data (as for `reproduce`); default: download, pinned.")] = None,
+    prompts: Annotated[str, typer.Option(help="Prompt set name or file.")] = "paper-54",
+    out: Annotated[Path | None, typer.Option(
+        help="Write the scores (OUT/scores), released_check.csv/.parquet, summary.txt and "
+             "manifest.json here.")] = None,
+    tolerance: Annotated[float | None, typer.Option(
+        help="Max |Δ| per prompt (default by dtype: float32 1e-3, float16 0.05, bfloat16 0.25).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="Default: the paper's dtype for the model.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Candidates per forward batch.")] = None,
+) -> None:
+    """Score the released words in paper mode and compare with the paper's released scores."""
+    from rmvalues.analysis.released_check import check_released
+    from rmvalues.errors import ScoreError
+
+    result = check_released(model, dataset=dataset, released=released, data_dir=data,
+                            prompts=prompts, out=out, tolerance=tolerance, device=device,
+                            dtype=dtype, batch_size=batch_size)
+    typer.echo(result.summary())
+    if out is not None:
+        typer.echo(f"\nwrote {out}/")
+    if not result.passed:
+        raise ScoreError(f"{model} does not reproduce the released scores: "
+                         f"{len(result.problems)} problem(s), listed above.")

@@ -152,10 +152,13 @@ class Engine:
     The batch size is shared across prompts, so a size halved after OOM stays halved.
     """
 
-    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto") -> None:
+    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto",
+                 pool: Callable[[Sequence[int]], int] | None = None) -> None:
         self.rm = rm
         self.runner = BatchRunner(batch_size)
         self.mode = resolve_mode(rm, mode)
+        #: Full path only: the position the head reads in each conversation (default: the last).
+        self.pool = pool
 
     # -- prefix-cached path --------------------------------------------------------------------
 
@@ -213,7 +216,8 @@ class Engine:
         with torch.inference_mode():
             hidden = self.rm.backbone(input_ids=ids, attention_mask=torch.ones_like(ids),
                                       use_cache=False).last_hidden_state
-            scores = score_full_sequences(self.rm.head, hidden.float(), batch)
+            positions = None if self.pool is None else [self.pool(list(s)) for s in batch]
+            scores = score_full_sequences(self.rm.head, hidden.float(), batch, positions)
         return scores.float().cpu().numpy()
 
     def score_conversations(self, conversations: Sequence[Sequence[int]],

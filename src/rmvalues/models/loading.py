@@ -36,19 +36,47 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
            "float16": "float16", "fp16": "float16", "half": "float16"}
 
 
-def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None) -> torch.dtype:
-    """Resolve a dtype name; by default fp32 on CPU and the published dtype on accelerators."""
+def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None,
+                published: str | None = None) -> torch.dtype:
+    """Resolve a dtype name; by default fp32 on CPU, and on accelerators the checkpoint's own
+    (``published``: its config's torch_dtype) where the device supports it, else the registry's."""
     import torch
 
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is None or dtype == "auto":
-        name = "float32" if device == "cpu" else (spec.dtype if spec else "bfloat16")
+        if device == "cpu":
+            name = "float32"
+        else:
+            choices = [_DTYPES.get(str(published)), _DTYPES.get(spec.dtype) if spec else None,
+                       "bfloat16", "float16"]
+            name = next(c for c in choices if c is not None and _supported(c, device))
     else:
         name = dtype
     if name not in _DTYPES:
         raise ModelError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16")
     return getattr(torch, _DTYPES[name])
+
+
+def _supported(name: str, device: str) -> bool:
+    """Whether ``device`` computes in dtype ``name`` (bfloat16 needs Ampere or newer on CUDA)."""
+    import torch
+
+    if name == "bfloat16" and device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return True
+
+
+def checkpoint_dtype(local_dir: Path) -> str | None:
+    """The dtype a checkpoint's ``config.json`` declares (``torch_dtype`` / ``dtype``), if any."""
+    import json
+
+    try:
+        config = json.loads((Path(local_dir) / "config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("torch_dtype") or config.get("dtype")
+    return value if isinstance(value, str) else None
 
 
 def default_device() -> str:
@@ -293,7 +321,8 @@ def load_reward_model(
     spec = find_model(str(model))
     local_dir, resolved = resolve_source(model, revision, spec)
     device = placement_device(device, device_map)
-    resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
+    resolved_dtype = torch_dtype(dtype, device=device, spec=spec,
+                                 published=checkpoint_dtype(local_dir))
     files = [local_dir / gguf_file] if gguf_file else weight_files(local_dir)
     backbone = _load_backbone(local_dir, dtype=resolved_dtype,
                               attn_implementation=attn_implementation,
@@ -304,7 +333,10 @@ def load_reward_model(
 
         cls = head_class(head or (spec.head if spec else DEFAULT_HEAD))
         tensors = {} if gguf_file else read_head_tensors(files, cls.state_dict_prefixes)
-        head_module = cls.from_checkpoint(backbone.config, tensors)
+        config = backbone.config
+        if spec is not None and spec.head_config:  # head parameters the registry states
+            config = {**backbone.config.to_dict(), **spec.head_config}
+        head_module = cls.from_checkpoint(config, tensors)
     else:
         head_module = head
     if tokenizer is None:

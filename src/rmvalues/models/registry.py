@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +31,10 @@ class ModelSpec(BaseModel):
     head: str = "sequence_classification"
     batch_size: int = 64
     released_scores: str | None = None
+    paper_dtype: str | None = None
+    paper_score: str | None = None
+    head_verified: bool = True
+    head_config: dict[str, Any] = {}
 
 
 @cache

@@ -80,6 +80,10 @@ class RunSpec:
             candidates = tuple(candidates)
         if options.get("chat_template") is not None:
             options["chat_template"] = str(options["chat_template"])
+        if options.get("paper_compatible"):  # the paper's dtype for the model, as score() loads it
+            from rmvalues.engines.paper_compat import paper_dtype
+
+            options["dtype"] = paper_dtype(model, options.get("dtype"))
         return cls(model=str(model), prompts=tuple(pairs), candidates=candidates,
                    prompt_set=set_name, **options)
 
@@ -154,7 +158,8 @@ def probe_model(spec: RunSpec) -> ProbedModel:
     local_dir, resolved = loading.resolve_source(spec.model, spec.revision, model_spec)
     files = loading.weight_files(local_dir)
     device = loading.placement_device(spec.device, spec.device_map)
-    dtype = loading.torch_dtype(spec.dtype, device=device, spec=model_spec)
+    dtype = loading.torch_dtype(spec.dtype, device=device, spec=model_spec,
+                                published=loading.checkpoint_dtype(local_dir))
     config = AutoConfig.from_pretrained(str(local_dir), trust_remote_code=spec.trust_remote_code)
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
     if spec.attn_implementation:

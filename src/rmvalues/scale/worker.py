@@ -48,11 +48,18 @@ class UnitWorker:
             if device is not None and options["device_map"] is None:
                 options["device"] = device
             rm = load_reward_model(self.spec.model, **options)
+        pool = None
+        if self.spec.paper_compatible:  # as score(): the paper's head copy and pad pooling
+            from rmvalues.engines import paper_compat
+
+            rm = paper_compat.paper_model(rm)
+            pool = paper_compat.paper_pooling(rm)
         self.rm = rm
         self.plan = make_plan(self.spec, out, rm=rm)
         batch = self.spec.batch_size or (rm.spec.batch_size if getattr(rm, "spec", None) else 64)
         self.engine = Engine(rm, batch_size=batch,
-                             mode="full" if self.spec.paper_compatible else self.spec.mode)
+                             mode="full" if self.spec.paper_compatible else self.spec.mode,
+                             pool=pool)
 
     def run(self, keys: Sequence[str] | None = None,
             on_unit: Callable[[Unit], None] | None = None) -> list[str]:

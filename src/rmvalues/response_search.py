@@ -106,30 +106,6 @@ def _check_options(method: str, directions: Sequence[str], length: int, keep: in
         raise InputError(f"--keep must be at least 1 (got {keep})")
 
 
-def _read_singles(singles: Any) -> pd.DataFrame:
-    """A stored single-token score run (a results Parquet file or folder, or a frame)."""
-    import pandas as pd
-
-    if isinstance(singles, pd.DataFrame):
-        frame = singles
-    else:
-        from rmvalues.store.manifest import read_results
-
-        path = Path(singles)
-        if path.is_dir():  # a `rmvalues score --out` folder: its merged table(s)
-            tables = sorted(p for p in path.glob("*.parquet"))
-            if not tables:
-                raise InputError(f"{path} holds no score table; pass the folder of a finished "
-                                 "`rmvalues score` run or its .parquet file")
-            path = tables[0]
-        frame = read_results(path)
-    missing = {"prompt_id", "token_id", "score"} - set(frame.columns)
-    if missing:
-        raise InputError(f"the stored score run lacks column(s) {sorted(missing)}; pass the output "
-                         "of `rmvalues score`")
-    return frame
-
-
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
@@ -229,6 +205,7 @@ def search_responses(
     """
     import pandas as pd
 
+    from rmvalues.analysis.search import read_singles
     from rmvalues.api import VERIFY_TOLERANCE, resolve_prompts
     from rmvalues.engines.score import Engine
     from rmvalues.engines.search import (
@@ -250,7 +227,7 @@ def search_responses(
     if out is not None:
         out = check_writable(out)
     set_name, pairs = resolve_prompts(prompts)
-    singles_frame = _read_singles(singles) if singles is not None else None
+    singles_frame = read_singles(singles) if singles is not None else None
     rm = _load(model, revision=revision, dtype=dtype, device=device, chat_template=chat_template,
                trust_remote_code=trust_remote_code)
     space = token_space(rm.tokenizer, tokens, include_special=include_special)

@@ -377,7 +377,8 @@ class Fluency:
         device = weight.device
         with torch.no_grad():
             before = embedding(torch.tensor(list(prefix), device=device))
-        embeds = torch.cat([before, one_hot.to(weight.dtype) @ weight])[None]
+        rows = min(weight.shape[0], one_hot.shape[1])  # padded embedding rows never occur
+        embeds = torch.cat([before, one_hot[:, :rows].to(weight.dtype) @ weight[:rows]])[None]
         logits = self.model(inputs_embeds=embeds, use_cache=False).logits[0].double()
         p = len(prefix)
         logp = torch.log_softmax(logits[p - 1:-1], -1)

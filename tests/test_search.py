@@ -18,6 +18,7 @@ from rmvalues.engines.score import Engine
 from rmvalues.engines.search import (
     Fluency,
     ResponseScorer,
+    beam_search,
     gcg,
     rescore,
     token_space,
@@ -72,6 +73,18 @@ def test_extended_cache_scores_equal_reference(family) -> None:
     assert np.abs(scorer.scores(whole) - reference_score(
         rm, [_conversation(split, r) for r in whole])).max() <= 1e-4
     assert scorer.evaluations == 3 * len(tokens) + len(whole)
+
+
+def test_beam_on_the_full_path_equals_the_cached_path() -> None:
+    """Heads that cannot use a cached prefix get whole conversations: same search, same result."""
+    rm = tiny_rm("llama")
+    split = split_chat(rm.tokenizer, PROMPT)
+    space = token_space(rm.tokenizer, [*range(3000, 3040)])
+    cached, full = (beam_search(ResponseScorer(Engine(rm, mode=mode), split), space, 3, "min",
+                                width=3) for mode in ("prefix", "full"))
+    assert [f.token_ids for f in cached.found] == [f.token_ids for f in full.found]
+    assert np.allclose([f.score for f in cached.found], [f.score for f in full.found], atol=1e-4)
+    assert cached.evaluations == full.evaluations == 40 + 2 * 3 * 40
 
 
 # -- planted optimum --------------------------------------------------------------------------------

@@ -326,6 +326,8 @@ def search_responses(
                     _write(shard, shard_dir / f"{stem}.parquet")  # last: the shard is finished
                     if state_file is not None and state_file.exists():
                         state_file.unlink()
+                        if not any(state_dir.iterdir()):
+                            state_dir.rmdir()
                 rows += shard.to_dict("records")
                 traces.append(trace)
                 searched += 1

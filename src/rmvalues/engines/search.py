@@ -274,7 +274,7 @@ def exhaustive2(scorer: ResponseScorer, space: TokenSpace, first: Sequence[int],
     done = int(state.get("done", 0))
     best = [(tuple(r[0]), float(r[1])) for r in state.get("best", [])]
     trace = list(state.get("trace", []))
-    scorer.evaluations = int(state.get("evaluations", 0))
+    scorer.evaluations = int(state.get("evaluations", scorer.evaluations))
     budget = Budget(time_budget, float(state.get("elapsed", 0.0)))
     rest = space.at(1)
     while done < len(first) and not budget.exhausted():
@@ -313,7 +313,7 @@ def beam_search(scorer: ResponseScorer, space: TokenSpace, length: int, directio
     beams = [(tuple(r[0]), float(r[1])) for r in state.get("beams", [[[], float("nan")]])]
     per_length = {int(k): (tuple(v[0]), float(v[1])) for k, v in state.get("per_length", {}).items()}
     trace = list(state.get("trace", []))
-    scorer.evaluations = int(state.get("evaluations", 0))
+    scorer.evaluations = int(state.get("evaluations", scorer.evaluations))
     budget = Budget(time_budget, float(state.get("elapsed", 0.0)))
     step = len(beams[0][0])
     while step < length and not budget.exhausted():
@@ -458,7 +458,7 @@ def gcg(scorer: ResponseScorer, space: TokenSpace, length: int, direction: str, 
     else:
         current = tuple(int(rng.choice(space.at(i))) for i in range(length))
     prefix = list(split.prefix_ids)
-    scorer.evaluations = int(state.get("evaluations", 0))
+    scorer.evaluations = int(state.get("evaluations", scorer.evaluations))
     budget = Budget(time_budget, float(state.get("elapsed", 0.0)))
 
     def evaluate(responses: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

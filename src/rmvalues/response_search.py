@@ -291,12 +291,10 @@ def search_responses(
                 if method == "exhaustive2":
                     if singles_frame is not None:
                         prompt_singles = singles_frame[singles_frame["prompt_id"] == pid]
-                    else:  # a single-token pass over the allowed first tokens
+                    else:  # a single-token pass over the allowed first tokens (not resumed)
                         first = list(space.first)
-                        prompt_singles = pd.DataFrame(
-                            {"token_id": first, "score": scorer.next_token_scores((), scorer.root
-                                                                                  if scorer.cached
-                                                                                  else None, first)})
+                        scores = scorer.next_token_scores((), scorer.state(()), first)
+                        prompt_singles = pd.DataFrame({"token_id": first, "score": scores})
                     first = first_token_set(prompt_singles, first_tokens)
                     bar.begin(f"{pid} {dirn}", len(first))
                     outcome = exhaustive2(scorer, space, first, dirn, keep=keep,

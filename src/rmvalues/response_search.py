@@ -231,6 +231,13 @@ def search_responses(
     rm = _load(model, revision=revision, dtype=dtype, device=device, chat_template=chat_template,
                trust_remote_code=trust_remote_code)
     space = token_space(rm.tokenizer, tokens, include_special=include_special)
+    if singles_frame is not None and "model" in singles_frame.columns:
+        models = set(singles_frame["model"])
+        if rm.name in models:
+            singles_frame = singles_frame[singles_frame["model"] == rm.name]
+        elif len(models) > 1:
+            raise InputError(f"the stored score run holds several models ({sorted(models)}) but "
+                             f"not {rm.name!r}; pass the run of this model as --singles")
     fluency = _fluency(fluency_model, fluency_weight, rm, device=device) if method == "gcg" else None
     engine = Engine(rm, batch_size=batch_size or (rm.spec.batch_size if rm.spec else 64), mode=mode)
     provenance = rm.provenance()

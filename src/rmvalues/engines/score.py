@@ -197,7 +197,30 @@ class Engine:
                             continuations: Sequence[Sequence[int]],
                             on_batch: ProgressCallback | None = None) -> np.ndarray:
         """Scores of ``prefix_ids + c`` for each continuation ``c`` (response + suffix ids)."""
-        state = self.prefill(prefix_ids)
+        return self.score_state(self.prefill(prefix_ids), continuations, on_batch)
+
+    def extend(self, state: PrefixState, ids: Sequence[int]) -> PrefixState:
+        """The state of ``state``'s prefix followed by ``ids``, leaving ``state`` as it was.
+
+        Multi-token search grows a response this way: every candidate next token of a partial
+        response then shares one cache of prefix + response so far.
+        """
+        import torch
+
+        rm = self.rm
+        tokens = torch.tensor([list(ids)], device=rm.device)
+        total = state.length + tokens.shape[1]
+        cache = _expanded_cache(state.cache, 1)  # views: the parent's tensors are never written
+        with torch.inference_mode():
+            rm.backbone(input_ids=tokens, attention_mask=torch.ones(1, total, dtype=torch.long,
+                                                                     device=rm.device),
+                        position_ids=torch.arange(state.length, total, device=rm.device)[None],
+                        cache=cache, use_cache=True)
+        return PrefixState(length=total, cache=cache, prompt_hidden=state.prompt_hidden)
+
+    def score_state(self, state: PrefixState, continuations: Sequence[Sequence[int]],
+                    on_batch: ProgressCallback | None = None) -> np.ndarray:
+        """Scores of ``state``'s prefix followed by each continuation, on its cache."""
         result = np.empty(len(continuations), dtype=np.float32)
         for indices in length_buckets(continuations).values():
             rows = [continuations[i] for i in indices]

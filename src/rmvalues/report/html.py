@@ -65,6 +65,7 @@ class ReportInputs:
     checkpoints: pd.DataFrame | None = None  # Fig 4a / A5a
     ablations: pd.DataFrame | None = None  # Fig 4b / A5b
     rank_changes: pd.DataFrame | None = None  # Fig 5 / A6
+    search_results: pd.DataFrame | None = None  # response search (report.search)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # preformatted summaries by title
     lexicons: list[Any] = field(default_factory=list)  # names, LexiconInfo or dicts
@@ -87,7 +88,7 @@ class _Figure:
 def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle = DEFAULT_STYLE
                   ) -> tuple[list[FigureResult], list[str]]:
     """Draw every figure whose input is present; returns results and the names skipped."""
-    from rmvalues.report import lm_ranks, mwlr, rm_ranks, training
+    from rmvalues.report import lm_ranks, mwlr, rm_ranks, search, training
     from rmvalues.report._frames import families_in
 
     opts = inputs.options
@@ -122,6 +123,8 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
         ("Fig. A6", inputs.rank_changes, lambda: training.figure_a6(
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
+        ("Response search", inputs.search_results, lambda: search.search_figure(
+            inputs.search_results, style=style, out_dir=out_dir, **opts.get("search", {}))),
     ]
     appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
                      "Fig. A6": inputs.rank_changes}
@@ -432,6 +435,11 @@ def render_report(
                       table_html(panel_view(inputs.mfd_panel_tests)) + _panel_note(inputs.mfd_panel_tests)))
     if inputs.lm_tests is not None and len(inputs.lm_tests):
         stats.append(("Log-prob rank tests (Fig. 2)", table_html(inputs.lm_tests)))
+    if inputs.search_results is not None and len(inputs.search_results):
+        from rmvalues.report.search import search_table
+
+        stats.append(("Response search: best responses and margins over the best single token",
+                      table_html(search_table(inputs.search_results))))
     for title, frame in inputs.tables.items():
         if frame is not None and len(frame):
             stats.append((title, table_html(frame)))

@@ -57,9 +57,10 @@ _FIELDS: dict[str, str] = {
     "ablations": "ablations",
     "rank_change": "rank_changes",
     "rank_changes": "rank_changes",
+    "search": "search_results",
 }
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
-                "coverage", "null_baselines")
+                "coverage", "null_baselines", "search_margins", "search_composition")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}

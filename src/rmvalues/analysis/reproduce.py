@@ -67,6 +67,7 @@ class ReproduceReport:
     fig4b: pd.DataFrame | None = None
     differences: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> file -> origin
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
@@ -206,18 +207,21 @@ def reproduce(
     """Run the reproduction for ``datasets``; with ``compare``, also the other mode, to diff them.
 
     A dataset whose files are not available (an unpinned one without a local copy) is skipped with
-    the reason in ``report.skipped``, unless it was the only one asked for.
+    the reason in ``report.skipped``; a ``data_dir`` holding none of them, or nothing reproduced at
+    all, is an error. ``report.sources`` records where each file came from.
     """
     import pandas as pd
 
     from rmvalues.analysis.checkpoints import final_checkpoint_table
-    from rmvalues.analysis.datasets import fetch_dataset, get_dataset
+    from rmvalues.analysis.datasets import check_data_dir, fetch_dataset, file_origins, get_dataset
     from rmvalues.analysis.importers import read_rank_results
     from rmvalues.lexicons import load_lexicon
 
+    check_data_dir(data_dir, tuple(datasets))
     report = ReproduceReport(mode="paper" if paper_compatible else "corrected")
     for name in datasets:
         spec = get_dataset(name)
+        report.sources[name] = file_origins(name, data_dir)
         try:
             if spec.format == "rank_results_csv":
                 paths, _ = fetch_dataset(name, data_dir)
@@ -240,6 +244,8 @@ def reproduce(
             other = reproduce_fig1(scores, lexicon, paper_compatible=not paper_compatible, **kwargs)
             paper, corrected = (main, other) if paper_compatible else (other, main)
             report.differences += compare_modes(paper, corrected)
+    if not report.fig1 and report.fig4b is None:
+        raise FetchError("nothing was reproduced: " + "; ".join(report.skipped))
     return report
 
 

@@ -42,6 +42,9 @@ def analyze_command(
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
              "shuffles (0: off).")] = 0,
+    drop_nonfinite: Annotated[bool, typer.Option(
+        "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
+        "(counted in the manifest).")] = False,
 ) -> None:
     """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
@@ -49,7 +52,7 @@ def analyze_command(
     result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws)
+                     null_draws=null_draws, drop_nonfinite=drop_nonfinite)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])
@@ -86,7 +89,7 @@ def reproduce_command(
     typer.echo(text)
     if out is not None:
         write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
-                     skipped=result.skipped, differences=result.differences, seed=seed)
+                     sources=result.sources, skipped=result.skipped, differences=result.differences, seed=seed)
         typer.echo(f"\nwrote {out}/")
     if report is None and out is not None:
         report = out / "report"

@@ -296,6 +296,8 @@ def score(
             frames.append(frame)
     finally:
         bar.close()
+        if store is not None:
+            store.release()  # every shard is on disk; the merged table is written atomically
 
     import pandas as pd
 

@@ -212,7 +212,8 @@ def parse_dicx(text: str, *, where: str = "<text>", duplicates: Duplicates = "er
                ) -> tuple[tuple[str, ...], dict[str, dict[str, float]]]:
     """A LIWC-22 ``.dicx``: a wide table whose first header cell must be ``DicTerm``."""
     first = next(_csv_rows(text, where), None)
-    if first is not None and first[1][0].strip().lstrip("\ufeff") != "DicTerm":
+    head = first[1][0].strip().lstrip("\ufeff") if first is not None else "DicTerm"
+    if head.lower() != "category" and head != "DicTerm":  # a long table: the wide reader says so
         raise _error(where, first[0], f"header starts with {first[1][0]!r}, not DicTerm",
                      "a LIWC-22 .dicx starts with DicTerm,<category>,...; read any other wide "
                      "table with format='wide-csv' (or the .csv extension)")

@@ -106,15 +106,20 @@ class ShardStore:
         self.shard_dir = self.out / "shards" / slug(model)
         #: ``(shard path, reason)`` of every stored shard that failed verification and was redone.
         self.rejected: list[tuple[Path, str]] = []
-        self._lock = None
+        self._release = None
         if lock:
             import weakref
 
             from rmvalues.io import output_lock
 
-            self._lock = output_lock(self.out)
-            self._lock.__enter__()
-            weakref.finalize(self, self._lock.__exit__, None, None, None)
+            held = output_lock(self.out)
+            held.__enter__()
+            self._release = weakref.finalize(self, held.__exit__, None, None, None)
+
+    def release(self) -> None:
+        """Give the folder's lock back now (else when the store is collected or at exit)."""
+        if self._release is not None:
+            self._release()
 
     def shard_path(self, prompt_id: str, key: str) -> Path:
         return self.shard_dir / f"{slug(prompt_id)}-{key}.parquet"

@@ -570,9 +570,9 @@ def test_concurrent_processes_one_waits_out(tmp_path):
         from rmvalues.errors import StoreError
         from rmvalues.io import output_lock
 
-        with pytest.raises(StoreError, match=rf"in use by another rmvalues run \(pid {first.pid}"):
-            with output_lock(out):
-                pass
+        with (pytest.raises(StoreError, match=rf"in use by another rmvalues run \(pid {first.pid}"),
+              output_lock(out)):
+            pass
     finally:
         first.kill()
         first.wait()
@@ -604,7 +604,7 @@ def test_screenshot_drops_the_sandbox_only_as_root(tmp_path, monkeypatch, uid):
     flags = args.read_text().split()
     if uid == 0:
         assert "--no-sandbox" in flags
-        assert run.notes == ["Chromium ran with --no-sandbox: running as root, where Chromium "
-                             "refuses its sandbox"]
+        assert run.notes == [("Chromium ran with --no-sandbox: running as root, where Chromium "
+                              "refuses its sandbox")]
     else:
         assert "--no-sandbox" not in flags and run.notes == []

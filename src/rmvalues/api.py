@@ -260,15 +260,14 @@ def score(
     from rmvalues.models.chat import split_chat
 
     batch = batch_size or (rm.spec.batch_size if rm.spec else 64)
-    engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode,
-                    truncate=truncate_candidates)
+    engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode)
     splits = {pid: split_chat(rm.tokenizer, text, date_string=date_string,
                               chat_template=chat_template)
               for pid, text in pairs}
     provenance = rm.provenance()
     base_config = shard_config(rm, cands, paper_compatible=paper_compatible)
     if truncate_candidates:  # cut candidates change the numbers: never share shards with a plain run
-        base_config["truncate_candidates"] = True
+        base_config["truncate_candidates"] = engine.truncate = True
     store = ShardStore(out, rm.name, lock=True) if out is not None else None
     bar = _Progress(progress, len(pairs) * len(cands), f"scoring {rm.name}")
     frames, keys, resumed, scored, scoring_seconds = [], {}, 0, 0, 0.0

@@ -120,8 +120,8 @@ def analyze(
     n_boot: int = 2000,
     seed: int = 42,
     top_k: int | None = None,
-    null_draws: int = 0,
     drop_nonfinite: bool = False,
+    null_draws: int = 0,
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
@@ -156,10 +156,10 @@ def analyze(
     units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
                 "n_boot": n_boot, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
-                "merge": dict(merge) if merge else None, "policy": policy.to_dict(),
-                "nonfinite_rows_dropped": int((~keep).sum())}
+                "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
+    settings["nonfinite_rows_dropped"] = int((~keep).sum())
     if "framing" in units and units["framing"].notna().all():
         result.framing = group_summary(units)
     if top_k:

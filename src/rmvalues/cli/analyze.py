@@ -49,10 +49,11 @@ def analyze_command(
     """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
-    result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
+    result = analyze(runs, lexicon, drop_nonfinite=drop_nonfinite,
+                     policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws, drop_nonfinite=drop_nonfinite)
+                     null_draws=null_draws)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

@@ -165,27 +165,10 @@ class Engine:
     The batch size is shared across prompts, so a size halved after OOM stays halved.
     """
 
-    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto",
-                 truncate: bool = False) -> None:
-        from rmvalues.models.validate import context_limit
-
+    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto") -> None:
         self.rm = rm
         self.runner = BatchRunner(batch_size)
         self.mode = resolve_mode(rm, mode)
-        #: Cut candidates longer than the model's context (else they are refused); count of cuts.
-        self.truncate = truncate
-        self.truncated = 0
-        self.context_limit = context_limit(getattr(getattr(rm, "backbone", None), "config", None))
-
-    def _fit(self, sequences: Sequence[Sequence[int]], fixed: int, keep_tail: int,
-             label: Callable[[int], str], truncate: bool) -> list[list[int]]:
-        from rmvalues.models.validate import fit_context
-
-        seqs, cut = fit_context(sequences, limit=self.context_limit, fixed=fixed,
-                                keep_tail=keep_tail, truncate=truncate, label=label,
-                                model=self.rm.name)
-        self.truncated += cut
-        return seqs
 
     # -- prefix-cached path --------------------------------------------------------------------
 
@@ -259,6 +242,23 @@ class Engine:
         return result
 
     # -- one prompt ------------------------------------------------------------------------------
+
+    #: Cut candidates longer than the model's context instead of refusing them (set by the caller).
+    truncate: bool = False
+    #: How many candidates were cut so far.
+    truncated: int = 0
+
+    def _fit(self, sequences: Sequence[Sequence[int]], fixed: int, keep_tail: int,
+             label: Callable[[int], str], truncate: bool) -> list[list[int]]:
+        """``sequences`` checked against the model's ``max_position_embeddings`` (see
+        :func:`rmvalues.models.validate.fit_context`)."""
+        from rmvalues.models.validate import context_limit, fit_context
+
+        limit = context_limit(getattr(getattr(self.rm, "backbone", None), "config", None))
+        seqs, cut = fit_context(sequences, limit=limit, fixed=fixed, keep_tail=keep_tail,
+                                truncate=truncate, label=label, model=self.rm.name)
+        self.truncated += cut
+        return seqs
 
     def score_prompt(self, split: ChatSplit, candidates,
                      on_batch: ProgressCallback | None = None) -> np.ndarray:

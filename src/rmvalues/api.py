@@ -230,6 +230,7 @@ def score(
     mode: str = "auto",
     progress: bool = False,
     on_shard: Callable[[str], None] | None = None,
+    truncate_candidates: bool = False,
 ) -> ScoreResult:
     """Score every prompt × candidate with one reward model; write shards, table and manifest to ``out``.
 
@@ -240,6 +241,7 @@ def score(
     Re-running with the same settings resumes: finished shards are read back, not recomputed.
     ``verify``: re-score that many random pairs through the reference path and fail if max |Δ|
     exceeds ``verify_tolerance`` (default by dtype). ``on_shard`` is called after each new shard.
+    A candidate longer than the model's context is refused unless ``truncate_candidates``.
     """
     from rmvalues.engines.candidates import resolve_candidates
     from rmvalues.store.manifest import build_manifest
@@ -247,7 +249,9 @@ def score(
 
     started = time.perf_counter()
     if out is not None:
-        check_writable(out)
+        check_writable(out, create=False)
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1 (got {batch_size}); omit it for the default")
     set_name, pairs = resolve_prompts(prompts)
     candidates = early_candidates(candidates)
     if verify < 0:
@@ -273,7 +277,9 @@ def score(
               for pid, text in pairs}
     provenance = rm.provenance()
     base_config = shard_config(rm, cands, paper_compatible=paper_compatible)
-    store = ShardStore(out, rm.name) if out is not None else None
+    if truncate_candidates:  # cut candidates change the numbers: never share shards with a plain run
+        base_config["truncate_candidates"] = engine.truncate = True
+    store = ShardStore(out, rm.name, lock=True) if out is not None else None
     bar = _Progress(progress, len(pairs) * len(cands), f"scoring {rm.name}")
     frames, keys, resumed, scored, scoring_seconds = [], {}, 0, 0, 0.0
     try:
@@ -281,7 +287,9 @@ def score(
             split = splits[pid]
             key = shard_key(base_config, text, split)
             keys[pid] = key
-            frame = store.load(pid, key) if store is not None else None
+            frame = (store.load(pid, key, rows=len(cands),
+                                expect={"candidates": base_config["candidates"]})
+                     if store is not None else None)
             if frame is not None:
                 resumed += 1
                 bar.advance(len(cands))
@@ -298,6 +306,8 @@ def score(
             frames.append(frame)
     finally:
         bar.close()
+        if store is not None:
+            store.release()  # every shard is on disk; the merged table is written atomically
 
     import pandas as pd
 
@@ -322,6 +332,7 @@ def score(
         "determinism": _determinism(),
         "shard_keys": keys,
         "verify": verification,
+        "truncated_candidates": engine.truncated,
     }
     path = None
     if store is not None:
@@ -331,6 +342,8 @@ def score(
         notes.insert(0, f"{scored / max(scoring_seconds, 1e-9):,.0f} candidates/s")
     if resumed:
         notes.append(f"{resumed} shard(s) resumed")
+    if store is not None and store.rejected:
+        notes.append(f"{len(store.rejected)} stored shard(s) failed verification and were recomputed")
     if verification:
         notes.append(f"verify max |Δ| {verification['max_abs_diff']:.2g}")
     summary = (f"{rm.name}: {len(pairs)} prompt(s) x {len(cands):,} {cands.kind} candidates = "

@@ -101,6 +101,7 @@ class ReproduceReport:
     differences: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     status: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> file -> origin
 
     @property
     def failed(self) -> list[str]:
@@ -283,10 +284,16 @@ def reproduce(
 
     A dataset that cannot be reproduced (files not available, or an error in its analysis) is
     skipped with the reason in ``report.status`` / ``report.skipped``, so one failing dataset
-    never hides another; a missing file still raises when it was the only dataset asked for.
+    never hides another; a missing file still raises when it was the only dataset asked for. A
+    ``data_dir`` holding none of the expected folders, or nothing reproduced at all, is an error.
+    ``report.sources`` records where each file came from.
     """
+    from rmvalues.analysis.datasets import check_data_dir, file_origins
+
+    check_data_dir(data_dir, tuple(datasets))
     report = ReproduceReport(mode="paper" if paper_compatible else "corrected")
     for name in datasets:
+        report.sources[name] = file_origins(name, data_dir)
         try:
             _reproduce_one(report, name, data_dir, paper_compatible=paper_compatible,
                            compare=compare, mfd_grouping=mfd_grouping, n_resamples=n_resamples,
@@ -298,6 +305,8 @@ def reproduce(
             report.skipped.append(f"{name}: {exc}")
             continue
         report.status[name] = "done"
+    if not report.fig1 and report.fig4b is None:
+        raise FetchError("nothing was reproduced: " + "; ".join(report.skipped))
     return report
 
 

@@ -48,11 +48,15 @@ def analyze_command(
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
              "shuffles (0: off).")] = 0,
+    drop_nonfinite: Annotated[bool, typer.Option(
+        "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
+        "(counted in the manifest).")] = False,
 ) -> None:
     """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
-    result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
+    result = analyze(runs, lexicon, drop_nonfinite=drop_nonfinite,
+                     policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
                      null_draws=null_draws, ci_method=ci_method, anova_type=anova)
@@ -92,8 +96,8 @@ def reproduce_command(
     typer.echo(text)
     if out is not None:
         write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
-                     skipped=result.skipped, differences=result.differences, seed=seed,
-                     datasets=result.status,
+                     sources=result.sources, skipped=result.skipped,
+                     differences=result.differences, seed=seed, datasets=result.status,
                      rank_results_files=[f.summary() for f in result.rank_files])
         typer.echo(f"\nwrote {out}/")
     if report is None and out is not None:

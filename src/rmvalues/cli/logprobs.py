@@ -38,6 +38,9 @@ def logprobs_command(
     name: Annotated[str | None, typer.Option(help="Model name stored in the table.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(
         "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
+    drop_nonfinite: Annotated[bool, typer.Option(
+        "--drop-nonfinite", help="Leave out prompts whose log-probs are NaN/inf instead of "
+        "refusing the run (listed in the manifest).")] = False,
 ) -> None:
     """Full-vocabulary next-token log-probs of a causal LM for every prompt."""
     from rmvalues.engines.logprobs import KINDS, run_logprobs
@@ -50,7 +53,8 @@ def logprobs_command(
     run = run_logprobs(model, kind=kind, prompts=prompts, out_dir=out,  # type: ignore[arg-type]
                        gguf_file=gguf_file, revision=revision, dtype=dtype, device=device, template=template,
                        chat_template=chat_template, date_string=date_string,
-                       batch_size=batch_size, trust_remote_code=trust_remote_code, name=name)
+                       batch_size=batch_size, trust_remote_code=trust_remote_code, name=name,
+                       drop_nonfinite=drop_nonfinite)
     typer.echo(f"{run.model}: {len(run.prompt_ids)} prompts x {len(run.token_ids):,} tokens "
                f"({run.meta['padded_rows_excluded']} padded logit rows excluded) -> "
                f"{out.resolve()}/logprobs.parquet")
@@ -86,6 +90,9 @@ def implicit_command(
     = False,
     targets: Annotated[str, typer.Option(help="Comma-separated target words (Fig 3).")]
     = "Freedom,Love",
+    drop_nonfinite: Annotated[bool, typer.Option(
+        "--drop-nonfinite", help="Leave out (prompt, token) rows whose score is NaN/inf instead "
+        "of refusing (counted in the manifest).")] = False,
 ) -> None:
     """Implicit reward model between two stored log-prob runs (no model is loaded)."""
     from rmvalues.implicit import write_implicit
@@ -94,6 +101,7 @@ def implicit_command(
         p, q, out, metric=metric, join=join, aggregate=aggregate,  # type: ignore[arg-type]
         renormalize_shared=renormalize, prompts=prompts, k=k, table1_prompt=table1_prompt,
         drop_formatting=drop_formatting, targets=[t.strip() for t in targets.split(",") if t.strip()],
+        drop_nonfinite=drop_nonfinite,
     )
     typer.echo(f"{metric} of {res.q_model} over {res.p_model}: {res.report.summary()}")
     typer.echo(f"Results in {out.resolve()}/: {metric}.parquet, top_bottom.csv, target_scores.csv, "

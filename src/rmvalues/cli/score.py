@@ -40,6 +40,9 @@ def score_command(
         "(double BOS, lossy round trip).")] = False,
     trust_remote_code: Annotated[bool, typer.Option(
         "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
+    truncate_candidates: Annotated[bool, typer.Option(
+        "--truncate-candidates", help="Cut candidates longer than the model's context instead of "
+        "refusing them (counted in the manifest).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     executor: Annotated[str | None, typer.Option(
         help="local | accelerate | slurm | ray: run as a plan of units (see `rmvalues plan`).")] = None,
@@ -83,6 +86,6 @@ def score_command(
         attn_implementation=attn_implementation, device=device, date_string=date_string,
         chat_template=chat_template, paper_compatible=paper_compatible,
         trust_remote_code=trust_remote_code, verify=verify, verify_tolerance=verify_tolerance,
-        progress=not quiet,
+        progress=not quiet, truncate_candidates=truncate_candidates,
     )
     typer.echo(result.summary)

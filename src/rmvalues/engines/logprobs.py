@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rmvalues.errors import InputError, StoreError, TemplateError
+from rmvalues.errors import InputError, ScoreError, StoreError, TemplateError
+from rmvalues.finite import finite_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -172,21 +173,17 @@ def save_run(run: LogprobRun, out_dir: str | Path, *, vocabulary: pd.DataFrame |
     """Write ``out_dir/logprobs.parquet`` (+ manifest) and ``out_dir/vocabulary.parquet``."""
     import pyarrow.parquet as pq
 
-    from rmvalues.io import atomic_path
+    from rmvalues.io import staged_folder
     from rmvalues.store.manifest import build_manifest, manifest_path, write_manifest
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if vocabulary is not None:
-        with atomic_path(out_dir / VOCAB_FILE) as tmp:
-            vocabulary.to_parquet(tmp, index=False)
     fields = {"model": run.model, "prompt_ids": run.prompt_ids, "n_tokens": len(run.token_ids),
               **run.meta, **manifest_fields}
-    path = out_dir / RESULTS_FILE
-    with atomic_path(path) as tmp:
-        pq.write_table(run.to_arrow(), tmp)
-        write_manifest(manifest_path(path), build_manifest(MANIFEST_KIND, **fields))
-    return path
+    with staged_folder(out_dir, MANIFEST_KIND) as stage:
+        if vocabulary is not None:
+            vocabulary.to_parquet(stage / VOCAB_FILE, index=False)
+        pq.write_table(run.to_arrow(), stage / RESULTS_FILE)
+        write_manifest(manifest_path(stage / RESULTS_FILE), build_manifest(MANIFEST_KIND, **fields))
+    return Path(out_dir) / RESULTS_FILE
 
 
 def load_run(path: str | Path, *, model: str | None = None) -> LogprobRun:
@@ -394,8 +391,12 @@ def compute_logprobs(
     date_string: str | None = None,
     batch_size: int = 8,
     tokens: Sequence[str] | None = None,
+    drop_nonfinite: bool = False,
 ) -> LogprobRun:
-    """Full-vocabulary next-token log-probs of ``model`` for every prompt, as a :class:`LogprobRun`."""
+    """Full-vocabulary next-token log-probs of ``model`` for every prompt, as a :class:`LogprobRun`.
+
+    A prompt whose log-probs hold NaN/inf is refused, or with ``drop_nonfinite`` left out (listed
+    in the run's ``meta``)."""
     from rmvalues.lexicons import paper_normalize
     from rmvalues.models.chat import DEFAULT_DATE_STRING, template_hash
     from rmvalues.models.tokenizers import decoded_vocabulary
@@ -408,7 +409,18 @@ def compute_logprobs(
     vocab_size = len(tokens)
     rows = _check_vocab(model, vocab_size)
     matrix = next_token_logprobs(model, ids, vocab_size=vocab_size, batch_size=batch_size)
+    keep = finite_rows(matrix, what=f"log-probs of {model_name}", label=lambda i: repr(pairs[i][0]),
+                       drop=drop_nonfinite, fix="The model's logits are NaN/inf (broken weights, or "
+                       "an overflow in this dtype); check the checkpoint or try --dtype float32.")
+    dropped = [pid for (pid, _), ok in zip(pairs, keep, strict=True) if not ok]
+    if len(dropped) == len(pairs):
+        raise ScoreError(f"log-probs of {model_name} are non-finite for every prompt; nothing "
+                         "is left to store. Check the checkpoint or try --dtype float32.")
+    if dropped:
+        pairs, ids = ([x for x, ok in zip(seq, keep, strict=True) if ok] for seq in (pairs, ids))
+        matrix = matrix[keep]
     meta: dict[str, Any] = {
+        "nonfinite_prompts_dropped": dropped,
         "model_kind": kind,
         "logits_rows": rows,
         "padded_rows_excluded": rows - vocab_size,
@@ -444,6 +456,7 @@ def run_logprobs(
     batch_size: int = 8,
     trust_remote_code: bool = False,
     name: str | None = None,
+    drop_nonfinite: bool = False,
 ) -> LogprobRun:
     """Load a model, compute its log-prob run and (with ``out_dir``) store it with its manifest."""
     from rmvalues.models.lm import load_causal_lm
@@ -456,7 +469,7 @@ def run_logprobs(
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,
                            template=template, date_string=date_string, batch_size=batch_size,
-                           tokens=tokens)
+                           tokens=tokens, drop_nonfinite=drop_nonfinite)
     run.meta.update({"load": lm.info, "prompt_set": prompt_set})
     if out_dir is not None:
         save_run(run, out_dir, vocabulary=vocabulary_table(lm.tokenizer, tokens))

@@ -87,9 +87,11 @@ def default_device() -> str:
 
 def placement_device(device: str | None, device_map: str | None = None) -> str:
     """The device inputs go to: ``device``, else cuda when present (``device_map`` spreads the rest)."""
+    from rmvalues.models.validate import check_device
+
     if device_map is not None and device is not None:
         raise ModelError(f"give either --device ({device}) or device_map={device_map!r}, not both")
-    return device or default_device()
+    return check_device(device) or default_device()
 
 
 @dataclass
@@ -205,6 +207,9 @@ def weight_files(local_dir: Path) -> list[Path]:
                 "loading them can run arbitrary code; convert them to safetensors."
                 if pickles else "")
         raise ModelError(f"model folder {local_dir} has no .safetensors weights.{hint}")
+    from rmvalues.models.validate import check_safetensors
+
+    check_safetensors(files)
     return files
 
 
@@ -261,9 +266,13 @@ def _load_backbone(
     """The checkpoint's transformer body (``AutoModel``), with every body weight present."""
     from transformers import AutoConfig, AutoModel
 
+    from rmvalues.models.validate import check_config_json
+
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
+    else:
+        check_config_json(local_dir)
     try:
         config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError) as exc:

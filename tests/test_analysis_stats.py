@@ -14,6 +14,7 @@ from rmvalues.analysis import (
     bootstrap_ci,
     cohen_d,
     d_av,
+    d_rms,
     effect_size,
     fit_mixed_model,
     hedges_g,
@@ -128,17 +129,20 @@ def test_effect_sizes_by_hand():
     x, y = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])
     # means 2 and 5; variances 1 and 20/3; pooled = (2*1 + 3*20/3)/5 = 4.4
     assert cohen_d(x, y) == pytest.approx(-3 / math.sqrt(4.4))
-    assert d_av(x, y) == pytest.approx(-3 / math.sqrt((1 + 20 / 3) / 2))
+    assert d_rms(x, y) == pytest.approx(-3 / math.sqrt((1 + 20 / 3) / 2))
+    assert d_av(x, y) == pytest.approx(-3 / ((1 + math.sqrt(20 / 3)) / 2))  # Lakens: mean of the SDs
     assert hedges_g(x, y) == pytest.approx(-3 / math.sqrt(4.4) * (1 - 3 / (4 * 7 - 9)))
+    assert effect_size(x, y, "d_rms") == pytest.approx(float(d_rms(x, y)))
     assert effect_size(x, y, "d_av") == pytest.approx(float(d_av(x, y)))
 
 
 def test_bootstrap_ci_matches_reference_and_covers_the_estimate():
     rng = np.random.default_rng(0)
     x, y = rng.normal(0.5, 1, 40), rng.normal(0, 1, 60)
-    fast = bootstrap_ci(x, y, "d_av", n_boot=300, seed=3)
-    assert fast == pytest.approx(reference_bootstrap_ci(x, y, "d_av", n_boot=300, seed=3))
-    assert fast[0] < float(d_av(x, y)) < fast[1]
+    for kind in ("d_rms", "d_av"):
+        fast = bootstrap_ci(x, y, kind, n_boot=300, seed=3)
+        assert fast == pytest.approx(reference_bootstrap_ci(x, y, kind, n_boot=300, seed=3))
+        assert fast[0] < float(effect_size(x, y, kind)) < fast[1]
 
 
 def test_welch_and_permutation_tests():
@@ -176,7 +180,8 @@ def test_panel_tests_direction_and_columns():
     out = panel_tests(units, n_resamples=999, n_boot=200)
     row = out.iloc[0]
     assert row["diff"] == -2.0 and row["group_a"] == "Gemma"
-    assert row["d_av"] == pytest.approx(-2 / math.sqrt(5 / 3))
+    assert row["d_rms"] == pytest.approx(-2 / math.sqrt(5 / 3))
+    assert row["d_av"] == pytest.approx(-2 / math.sqrt(5 / 3))  # equal SDs: d_av = d_rms
     assert row["p_welch_adj"] == row["p_welch"]  # one panel: Bonferroni is the identity
 
 
@@ -230,3 +235,155 @@ def test_sequential_f_equals_the_nested_gls_definition():
     assert wald_f_tests(beta, cov, terms) == pytest.approx(reference_sequential_f(exog, y, cov_obs, terms))
     # The marginal F of the last term equals its sequential F.
     assert wald_f_tests(beta, cov, terms, "marginal")[-1] == pytest.approx(wald_f_tests(beta, cov, terms)[-1])
+
+
+# --- issue 20: numbers from tests/r/golden.R (output tests/r/golden.out; "G: key" names the line) ---
+
+V = np.array([0.2, -1.1, 0.7, 1.5, -0.4, -0.9])
+W = np.array([-0.6, 0.9, 0.3, -1.3, 1.2, -0.5])
+SHIFTS = (2.94, 1.96, 1.83, 1.56, 1.43, 1.30)  # panel i: Gemma = V + shift, Llama = W
+
+
+def family_units() -> pd.DataFrame:
+    rows = []
+    for i, shift in enumerate(SHIFTS):
+        cat, fr = f"c{i // 3 + 1}", f"f{i % 3 + 1}"  # sorted panel order = order of SHIFTS
+        rows += [(cat, fr, "Gemma", v + shift) for v in V] + [(cat, fr, "Llama", w) for w in W]
+    return pd.DataFrame(rows, columns=["category", "framing", "base", "median_rank"])
+
+
+def test_a_correction_changes_the_verdict_as_in_r():
+    """Six panels whose Welch p-values straddle the thresholds: none, Bonferroni, Holm and BH each
+    give different stars (R: p.adjust(p, method); stars by the paper's rule)."""
+    p_welch = [0.000404355211701, 0.00608344212423, 0.00895721414439,  # G: family.<i>.p_welch
+               0.0202283862912, 0.0300017199251, 0.0444251826894]
+    expected = {  # G: family.<i>.<method> and family.<i>.<method>.stars
+        "none": (p_welch, ["***", "**", "**", "*", "*", "*"]),
+        "bonferroni": ([0.00242613127021, 0.0365006527454, 0.0537432848663, 0.121370317747,
+                        0.18001031955, 0.266551096136], ["**", "*", "n.s.", "n.s.", "n.s.", "n.s."]),
+        "holm": ([0.00242613127021, 0.0304172106212, 0.0358288565776, 0.0606851588736,
+                  0.0606851588736, 0.0606851588736], ["**", "*", "*", "n.s.", "n.s.", "n.s."]),
+        "bh": ([0.00242613127021, 0.0179144282888, 0.0179144282888, 0.0303425794368,
+                0.0360020639101, 0.0444251826894], ["**", "*", "*", "*", "*", "*"]),
+    }
+    units = family_units()
+    for correction, (adjusted, star_list) in expected.items():
+        out = panel_tests(units, correction=correction, n_resamples=99, n_boot=20)  # type: ignore[arg-type]
+        assert out["p_welch"].tolist() == pytest.approx(p_welch, rel=1e-9)
+        assert out["p_welch_adj"].tolist() == pytest.approx(adjusted, rel=1e-9), correction
+        assert out["stars_welch"].tolist() == star_list, correction
+
+
+def test_effect_sizes_match_r_formulas_with_unequal_sds():
+    # G: family.scaled.d_rms / d_av / cohen_d / hedges_g: x = V + 2.94, y = 2 W (n = 6 + 6), e.g.
+    # d_rms <- (mean(x) - mean(y)) / sqrt((var(x) + var(y)) / 2); d_av <- ... / ((sd(x) + sd(y)) / 2)
+    x, y = V + 2.94, 2 * W
+    assert effect_size(x, y, "d_rms") == pytest.approx(1.91702895127, rel=1e-10)
+    assert effect_size(x, y, "d_av") == pytest.approx(2.01187478266, rel=1e-10)
+    assert effect_size(x, y, "cohen_d") == pytest.approx(1.91702895127, rel=1e-10)  # equal n: = d_rms
+    assert effect_size(x, y, "hedges_g") == pytest.approx(1.76956518579, rel=1e-10)
+
+
+def _ppoints(n: int) -> np.ndarray:
+    a = 3 / 8 if n <= 10 else 0.5  # R's ppoints()
+    return (np.arange(1, n + 1) - a) / (n + 1 - 2 * a)
+
+
+def test_bca_interval_matches_r_boot_and_differs_from_percentile():
+    from scipy.stats import norm
+
+    # G: bca.*: x <- qnorm(ppoints(10)) + 1.5; y <- qnorm(ppoints(12));
+    # boot.ci(boot(c(x, y), <d_rms of the resample>, R = 20000, strata = grp), type = "bca")
+    x, y = norm.ppf(_ppoints(10)) + 1.5, norm.ppf(_ppoints(12))
+    assert effect_size(x, y, "d_rms") == pytest.approx(1.5533183568, rel=1e-9)
+    r_bca = (0.572336874347, 2.4824538555)
+    lo, hi = bootstrap_ci(x, y, "d_rms", n_boot=20000, method="bca", seed=1)
+    # Monte Carlo error of each limit ~0.02 (R's own seeds 1-3 spread 0.02); BCa sits ~0.22 / 0.33
+    # below the percentile interval, so a percentile interval cannot pass.
+    assert lo == pytest.approx(r_bca[0], abs=0.06) and hi == pytest.approx(r_bca[1], abs=0.06)
+    p_lo, p_hi = bootstrap_ci(x, y, "d_rms", n_boot=20000, seed=1)
+    assert p_lo == pytest.approx(0.797593323629, abs=0.06)  # G: bca.percentile_lo
+    assert p_lo - lo > 0.15 and p_hi - hi > 0.2
+    with pytest.raises(InputError, match="bootstrap method 'basic'"):
+        bootstrap_ci(x, y, method="basic")  # type: ignore[arg-type]
+
+
+def test_permutation_p_convention_and_resolution_limit():
+    from rmvalues.analysis.hypothesis_tests import (
+        PERMUTATION_CONVENTION,
+        permutation_floor,
+        permutation_resolution,
+    )
+
+    x, y = np.arange(20.0) + 100, np.arange(20.0)  # separated: no relabelling reaches |t|
+    # scipy: 2 * (0 + 1) / (R + 1), never 0; (b + 1) / (R + 1) on |t| would give 1 / (R + 1)
+    assert permutation_test(x, y, n_resamples=999, seed=0) == pytest.approx(2 / 1000)
+    assert permutation_floor(999) == pytest.approx(0.002)
+    assert "2 / (R + 1)" in PERMUTATION_CONVENTION
+    text = permutation_resolution(999, 4, "bonferroni")
+    assert "0.008" in text and "no panel can reach ***" in text
+    assert "no panel can reach" not in permutation_resolution(9999, 4, "bonferroni")  # 0.0008
+    assert "no panel can reach ***" in permutation_resolution(999, 4, "bh")  # BH floor 0.002
+    units = pd.DataFrame({"category": ["A"] * 40, "framing": ["positive"] * 40,
+                          "base": ["Gemma"] * 20 + ["Llama"] * 20, "median_rank": np.r_[x, y]})
+    row = panel_tests(units, n_resamples=999, n_boot=20).iloc[0]
+    assert row["p_perm"] == pytest.approx(0.002) and row["p_perm_at_limit"]
+
+
+def test_panels_draw_independent_permutation_streams():
+    from rmvalues.analysis.hypothesis_tests import panel_streams
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(0.4, 1, 15), rng.normal(0, 1, 15)
+    one = pd.DataFrame({"median_rank": np.r_[x, y], "base": ["Gemma"] * 15 + ["Llama"] * 15})
+    units = pd.concat([one.assign(category=c, framing="positive") for c in ("A", "B", "C")])
+    out = panel_tests(units, n_resamples=199, n_boot=50, seed=7)
+    # identical data in every panel, yet each panel's Monte Carlo p and CI are its own draw
+    assert out["p_perm"].nunique() == 3 and out["d_rms_lo"].nunique() == 3
+    streams = panel_streams(7, 3)
+    for i in range(3):
+        assert out["p_perm"].iloc[i] == permutation_test(x, y, n_resamples=199, seed=streams[i][0])
+    assert panel_tests(units, n_resamples=199, n_boot=50, seed=7).equals(out)  # one seed per run
+
+
+def test_reml_profile_matches_statsmodels_inside_and_gls_at_the_boundary():
+    import statsmodels.api as sm
+
+    from rmvalues.analysis.mixed import reml_profile, reml_slope_at_boundary
+
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(6), 8)
+    exog = np.column_stack([np.ones(48), rng.normal(size=48), (codes % 2).astype(float)])
+    endog = exog @ [1.0, 0.5, -0.3] + rng.normal(0, 1.0, 6)[codes] + rng.normal(size=48)
+    fit = sm.MixedLM(endog, exog, groups=codes).fit(reml=True)
+    gamma = float(fit.cov_re.iloc[0, 0] if hasattr(fit.cov_re, "iloc") else fit.cov_re[0, 0]) / fit.scale
+    loglik, beta, _, sigma2 = reml_profile(exog, endog, codes, gamma)
+    assert loglik == pytest.approx(fit.llf, abs=1e-6)
+    assert beta == pytest.approx(np.asarray(fit.fe_params), rel=1e-5) and sigma2 == pytest.approx(fit.scale, rel=1e-5)
+    # at 0: the OLS fit, with the REML log-likelihood of nlme::gls(method = "REML")
+    ols = sm.OLS(endog, exog).fit()
+    loglik0, beta0, cov0, _ = reml_profile(exog, endog, codes, 0.0)
+    assert beta0 == pytest.approx(ols.params) and cov0 == pytest.approx(np.asarray(ols.cov_params()))
+    n, p = exog.shape
+    gls = -0.5 * ((n - p) * np.log(2 * np.pi * ols.ssr / (n - p)) + (n - p)
+                  + np.linalg.slogdet(exog.T @ exog)[1])
+    assert loglik0 == pytest.approx(gls, abs=1e-9)
+    # the closed-form slope at 0 is the derivative of the profile
+    h = 1e-7
+    slope = (reml_profile(exog, endog, codes, h)[0] - loglik0) / h
+    assert reml_slope_at_boundary(exog, endog, codes) == pytest.approx(slope, rel=1e-3)
+
+
+def test_linear_algebra_failure_is_a_clear_error(monkeypatch):
+    import statsmodels.regression.mixed_linear_model as mlm
+
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    monkeypatch.setattr(mlm.MixedLM, "fit", fail)
+    rng = np.random.default_rng(0)
+    units = pd.DataFrame({"model": np.repeat([f"m{i}" for i in range(6)], 10),
+                          "x": rng.normal(size=60)})
+    units["y"] = units["x"] + rng.normal(0, 1, 6).repeat(10) + rng.normal(size=60)
+    with pytest.raises(AnalysisError, match=r"fitting 'y ~ x' failed in linear algebra"):
+        fit_mixed_model(units, "y ~ x")

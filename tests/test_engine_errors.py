@@ -119,7 +119,7 @@ def test_verify_failure_is_reported(tmp_path, monkeypatch):
     from rmvalues.engines import reference
 
     real = reference.reference_score
-    monkeypatch.setattr(reference, "reference_score", lambda rm, conv: real(rm, conv) + 0.5)
+    monkeypatch.setattr(reference, "reference_score", lambda rm, conv, *pool: real(rm, conv, *pool) + 0.5)
     with pytest.raises(ScoreError, match="--verify failed"):
         score(tiny_rm("llama"), PROMPTS, "vocab:0-49", tmp_path, verify=5)
     assert not (tmp_path / "llama-0.parquet").exists()

@@ -31,12 +31,12 @@ def test_double_bos_and_lossy_round_trip():
 
 
 def test_paper_mode_scores_its_own_conversations(tmp_path):
-    rm = tiny_rm("llama")
-    result = score(rm, {"q": PROMPT}, "vocab:0-99", tmp_path, paper_compatible=True, verify=5)
+    rm = tiny_rm("gemma")  # pad id 0 is not in the template: every candidate is read at its end
+    result = score(rm, {"q": PROMPT}, "vocab:1-100", tmp_path, paper_compatible=True, verify=5)
     assert result.manifest["engine"] == "paper-compatible"
     split = split_chat(rm.tokenizer, PROMPT)
-    candidates = vocabulary_candidates(rm.tokenizer, range(100))
+    candidates = vocabulary_candidates(rm.tokenizer, range(1, 101))
     expected = reference_score(rm, paper_conversations(rm.tokenizer, split, candidates))
     assert np.abs(result.table["score"].to_numpy() - expected).max() <= 1e-4
-    exact = score(rm, {"q": PROMPT}, "vocab:0-99", None)
+    exact = score(rm, {"q": PROMPT}, "vocab:1-100", None)
     assert np.abs(exact.table["score"].to_numpy() - expected).max() > 1e-3  # they differ

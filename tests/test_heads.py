@@ -350,7 +350,8 @@ def test_qrm_gemma_layout_keys():
     from transformers import Gemma2Config
 
     cfg = Gemma2Config(hidden_size=H, num_objectives=5, num_quantiles=19, gating_hidden_dim=16,
-                       gating_n_hidden=3, gating_temperature=1.0)
+                       gating_n_hidden=3, gating_temperature=1.0, identity_reward_transform=True,
+                       gating_token_pattern=GEMMA2_PATTERN)
     state = QRMHead.random_state_dict(cfg, seed=2)
     assert {k: tuple(v.shape) for k, v in state.items()} == qrm_keys(H, 5, 19, 16, gemma=True)
     head = QRMHead.from_checkpoint(cfg, state)
@@ -437,7 +438,9 @@ def test_prompt_position_on_a_real_gemma2_conversation():
     prefix = [2] + sp.encode(render("google-gemma-2-2b-it.jinja", turns, True, ""))
     from transformers import Gemma2Config
 
-    cfg = Gemma2Config(hidden_size=H, num_objectives=5, num_quantiles=19, gating_hidden_dim=16)
+    cfg = Gemma2Config(hidden_size=H, num_objectives=5, num_quantiles=19, gating_hidden_dim=16,
+                       gating_temperature=1.0, identity_reward_transform=True,
+                       gating_token_pattern=GEMMA2_PATTERN)
     head = QRMHead.random_init(cfg)
     assert head.prompt_position(prefix) == len(prefix) - 5
     assert prefix[-5:] == GEMMA2_PATTERN

@@ -111,7 +111,8 @@ def test_qrm_gemma2_through_the_engine(tmp_path):
                        num_attention_heads=4, num_key_value_heads=2, head_dim=8,
                        query_pre_attn_scalar=8, max_position_embeddings=256, pad_token_id=0,
                        sliding_window=64, num_objectives=5, num_quantiles=19,
-                       gating_hidden_dim=16, gating_n_hidden=3, gating_temperature=1.0)
+                       gating_hidden_dim=16, gating_n_hidden=3, gating_temperature=1.0,
+                       identity_reward_transform=True, gating_token_pattern=GEMMA2_PATTERN)
     cfg._attn_implementation = "eager"
     rm, state = load_tiny_rm(tmp_path, "qrm", tok, config=cfg)
     assert rm.head.reward_transform_matrix is None

@@ -36,6 +36,8 @@ def test_registry_pins_every_source():
         assert spec.citation and spec.description
         if spec.url is not None:
             assert re.search(r"/[0-9a-f]{40}/", spec.url), "URL must be pinned to a commit"
+        elif spec.bundled is not None:
+            assert spec.bundled == spec.filename and "rmvalues" in spec.source
         else:
             assert spec.pip is not None and "==" in spec.pip.requirement
             assert spec.pip.archive_sha256 is not None

@@ -87,11 +87,11 @@ def test_report_has_every_section_and_embeds_every_figure(report_path):
 def test_report_tables_tokens_lexicons_and_provenance(report_path, synthetic_inputs):
     html = report_path.read_text("utf-8")
     stats = html.split('id="statistics"')[1].split('id="tokens"')[0]
-    for header in ("estimate", "SE", "df", "p_welch", "p_perm_adj", "d_av [95% CI]",
+    for header in ("estimate", "SE", "df", "p_welch", "p_perm_adj", "d_rms [95% CI]",
                    "hedges_g [95% CI]", "grand_mean"):
         assert f"<th>{header}</th>" in stats, header
     first = synthetic_inputs.panel_tests.iloc[0]
-    assert f"{first.d_av:.3f} [{first.d_av_lo:.3f}, {first.d_av_hi:.3f}]" in stats
+    assert f"{first.d_rms:.3f} [{first.d_rms_lo:.3f}, {first.d_rms_hi:.3f}]" in stats
     assert "Log-prob rank tests" in stats
     tokens = html.split('id="tokens"')[1].split('id="lexicons"')[0]
     assert '<span class="ws" title="space">\u2423</span>Freedom' in tokens

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _released import pin_local_copy
 from rmvalues.analysis.datasets import fetch_dataset, get_dataset, released_datasets
 from rmvalues.analysis.pipeline import analyze, write_analysis
 from rmvalues.analysis.reproduce import format_report, reproduce
@@ -25,7 +26,7 @@ def test_registry_pins_every_big_two_file(shared_dir):
     assert spec.pinned and len(spec.files) == 10
     assert {p.name for p in (shared_dir / "paper-data" / BIG2).glob("*.csv")} == set(spec.files)
     assert spec.url("x.csv").endswith(f"{spec.commit}/data/reward_model_scores/{BIG2}/x.csv")
-    assert not released_datasets()["mfd2"].pinned
+    assert released_datasets()["mfd2"].pinned  # every dataset downloads by default (issue 13)
 
 
 def test_tampered_local_copy_is_refused(shared_dir, tmp_path, monkeypatch):
@@ -40,6 +41,7 @@ def test_tampered_local_copy_is_refused(shared_dir, tmp_path, monkeypatch):
 
 def test_unpinned_dataset_without_a_local_copy_says_pass_data(tmp_path, monkeypatch):
     monkeypatch.delenv("RMVALUES_PAPER_DATA", raising=False)
+    pin_local_copy(monkeypatch, "mfd2", tmp_path)  # an empty folder: no file, nothing pinned
     with pytest.raises(FetchError, match="--data"):
         fetch_dataset("mfd2", tmp_path)
 
@@ -76,11 +78,13 @@ def write_fake_mfd(folder, rng):
     return terms
 
 
-def test_mfd_paper_compatible_vs_corrected(tmp_path):
+def test_mfd_paper_compatible_vs_corrected(tmp_path, monkeypatch):
     write_fake_mfd(tmp_path / "dict_MFD_20", np.random.default_rng(0))
+    pin_local_copy(monkeypatch, "mfd2", tmp_path / "dict_MFD_20")
+    monkeypatch.setenv("RMVALUES_CACHE", str(tmp_path / "cache"))
     report = reproduce(tmp_path, datasets=["mfd2"], paper_compatible=True, **FAST)
     (paper,) = report.fig1
-    assert not paper.verified
+    assert paper.verified  # checked against the (test-pinned) hashes
     assert paper.categories == ["Authority", "Care", "Fairness", "Loyalty", "Sanctity"]  # R's order
     assert paper.items_per_prompt == 36  # Sanctity_Vice dropped by the column range
     assert len(paper.panels) == 10 and paper.stars_from == "p_welch"
@@ -92,12 +96,14 @@ def test_mfd_paper_compatible_vs_corrected(tmp_path):
     assert care["diff"] < 0  # Gemma ranks Care (virtue half) higher: smaller rank
 
 
-def test_fig4b_from_a_local_copy(tmp_path):
+def test_fig4b_from_a_local_copy(tmp_path, monkeypatch):
     folder = tmp_path / "reward_model_training"
     folder.mkdir()
     (folder / "rank_results_uf_13.csv").write_text(
         '"X","model_id","Category","checkpoint","base_model","sum_value"\n'
         'NA,"R-Lla-3B","Agency",1,"Llama",700\nNA,"R-Lla-3B","Agency",2,"Llama",650\n')
+    pin_local_copy(monkeypatch, "rank-results", folder)
+    monkeypatch.setenv("RMVALUES_CACHE", str(tmp_path / "cache"))
     report = reproduce(tmp_path, datasets=["rank-results"], compare=False)
     assert report.fig4b["median_rank"].tolist() == [650]
     assert "Fig 4b" in format_report(report)

@@ -39,7 +39,11 @@ def test_manifest_records_versions_and_fields(tmp_path):
     assert manifest_path(path) == tmp_path / "shard.manifest.json"
     back = read_manifest(manifest_path(path))
     assert back.kind == "rm-scores"
-    assert back.fields == {"model": "x", "prefix_ids": [1, 2], "out": str(tmp_path)}
+    from rmvalues.io import sha256_file
+
+    # write_results adds what a reader checks the table against: its rows and content checksum
+    assert back.fields == {"model": "x", "prefix_ids": [1, 2], "out": str(tmp_path), "rows": 2,
+                           "content_sha256": sha256_file(path)}
     assert back.libraries["torch"] and back.libraries["transformers"]
     table = read_results(path)
     assert list(table.columns) == list(SCORE_COLUMNS)

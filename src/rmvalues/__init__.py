@@ -17,11 +17,12 @@ _LAZY = {
     "run_logprobs": ("rmvalues.engines.logprobs", "run_logprobs"),
     "implicit_rewards": ("rmvalues.implicit", "implicit_rewards"),
     "write_report": ("rmvalues.report", "write_report"),
+    "search_responses": ("rmvalues.response_search", "search_responses"),
 }
 
 __all__ = [  # noqa: RUF022 - the order of _LAZY
     "__version__", "score", "load_lexicon", "load_prompt_set", "analyze", "reproduce",
-    "run_logprobs", "implicit_rewards", "write_report",
+    "run_logprobs", "implicit_rewards", "write_report", "search_responses",
 ]
 
 

@@ -102,11 +102,13 @@ def score(
     ``candidates``: ``"vocab"``, ``"vocab:0-4095"``, ``"lexicon:NAME"``, ``"file:PATH"``, a
     CandidateSet, a list of strings (text) or of ints (token ids).
     ``options``: fields of :class:`~rmvalues.runs.options.ScoreOptions` (revision, dtype, device,
-    date_string, chat_template, paper_compatible, batch_size, ...).
+    date_string, chat_template, paper_compatible, batch_size, truncate_candidates, ...).
     Re-running with the same settings resumes: finished shards are read back, not recomputed.
     ``verify``: re-score that many random pairs through the reference path and fail if max |Δ|
     exceeds ``verify_tolerance`` (default by dtype). ``on_shard`` is called after each new shard.
+    A candidate longer than the model's context is refused unless ``truncate_candidates``.
     """
+    from rmvalues.engines.paper_compat import score_fields
     from rmvalues.models.loading import RewardModel
     from rmvalues.runs import RunSpec, UnitWorker, early_candidates, run_manifest_fields
     from rmvalues.store.manifest import build_manifest
@@ -114,14 +116,14 @@ def score(
 
     started = time.perf_counter()
     if out is not None:
-        check_writable(out)
+        check_writable(out, create=False)  # an early error leaves no empty folder behind
     source = model.provenance()["source"] if isinstance(model, RewardModel) else model
     spec = RunSpec.build(source, prompts, early_candidates(candidates), **options)
     if verify < 0:
         raise InputError(f"--verify must be >= 0 (got {verify})")
 
     worker = UnitWorker(spec, out, rm=model if isinstance(model, RewardModel) else None,
-                        record_units=False)
+                        record_units=False, lock=True)
     rm, plan = worker.rm, worker.plan
     cands = plan.context.candidates
     bar = _Progress(progress, len(plan.units) * len(cands), f"scoring {rm.name}")
@@ -142,6 +144,8 @@ def score(
             frames.append(frame)
     finally:
         bar.close()
+        if plan.store is not None:
+            plan.store.release()  # every shard is on disk; the merged table is written atomically
 
     import pandas as pd
 
@@ -155,7 +159,7 @@ def score(
                                      paper_compatible=spec.paper_compatible)
     elapsed = time.perf_counter() - started
     fields = {
-        **run_manifest_fields(plan.context),
+        **run_manifest_fields(plan.context, score_fields(rm, spec.paper_compatible)),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": worker.engine.runner.batch_size,
@@ -163,6 +167,7 @@ def score(
         "shard_keys": ({u.prompt_id: u.key for u in plan.units} if spec.shard_size is None
                        else {u.id: u.key for u in plan.units}),
         "verify": verification,
+        "truncated_candidates": worker.engine.truncated,
     }
     path = None
     if plan.store is not None:
@@ -172,6 +177,9 @@ def score(
         notes.insert(0, f"{scored / max(scoring_seconds, 1e-9):,.0f} candidates/s")
     if resumed:
         notes.append(f"{resumed} shard(s) resumed")
+    if plan.store is not None and plan.store.rejected:
+        notes.append(f"{len(plan.store.rejected)} stored shard(s) failed verification and were "
+                     "recomputed")
     if verification:
         notes.append(f"verify max |Δ| {verification['max_abs_diff']:.2g}")
     summary = (f"{rm.name}: {len(spec.prompts)} prompt(s) x {len(cands):,} {cands.kind} candidates = "

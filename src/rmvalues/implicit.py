@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rmvalues.errors import InputError
+from rmvalues.errors import AnalysisError, InputError
+from rmvalues.finite import finite_rows
 from rmvalues.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -365,6 +366,7 @@ class ImplicitResult:
     metric: str
     join: VocabularyJoin
     table: pd.DataFrame  # prompt_id, key, logp, logq, score
+    nonfinite_dropped: int = 0  # (prompt, key) rows left out for a NaN/inf score
 
     @property
     def report(self) -> JoinReport:
@@ -380,8 +382,11 @@ def implicit_rewards(
     aggregate: Aggregate | None = None,
     renormalize_shared: bool = False,
     prompt_ids: Iterable[str] | None = None,
+    drop_nonfinite: bool = False,
 ) -> ImplicitResult:
     """Implicit reward of q over p for every shared token and prompt (positive = preferred by q).
+
+    An empty join, or a NaN/inf score (unless ``drop_nonfinite`` leaves those rows out), is refused.
 
     ``p`` and ``q`` are :class:`~rmvalues.store.logprob_runs.LogprobRun` objects or long log-prob
     tables (the results schema). With ``renormalize_shared`` both distributions are renormalised over
@@ -399,6 +404,11 @@ def implicit_rewards(
         shared = wanted
     fn = get_metric(metric)
     vj = join_vocabularies(p.tokens, q.tokens, policy=join, aggregate=aggregate)
+    if not vj.keys:
+        raise AnalysisError(
+            f"empty join: the runs of {p.model!r} and {q.model!r} have no token string in common "
+            f"under the {join!r} join, so there is nothing to compare. Try --join normalized, or "
+            "check that both runs hold decoded vocabularies.")
     lp, lq = vj.apply(p.matrix(shared), q.matrix(shared))
     if renormalize_shared:
         lp, lq = renormalize(lp), renormalize(lq)
@@ -411,7 +421,20 @@ def implicit_rewards(
         "logq": lq.ravel(),
         "score": scores.ravel(),
     })
-    return ImplicitResult(p_model=p.model, q_model=q.model, metric=metric, join=vj, table=table)
+    keep = finite_rows(table["score"], what=f"{metric} of {q.model} over {p.model}",
+                       label=lambda i: f"prompt {table['prompt_id'].iat[i]!r} token "
+                                       f"{table['key'].iat[i]!r}",
+                       drop=drop_nonfinite, error=AnalysisError,
+                       fix="A log-prob run holds NaN/inf (a model with broken weights); recompute "
+                           "it with `rmvalues logprobs`.")
+    dropped = int((~keep).sum())
+    if dropped == len(table):
+        raise AnalysisError(f"{metric} of {q.model} over {p.model} is non-finite for every row; "
+                            "nothing is left to write. Recompute the log-prob runs.")
+    if dropped:
+        table = table[keep].reset_index(drop=True)
+    return ImplicitResult(p_model=p.model, q_model=q.model, metric=metric, join=vj, table=table,
+                          nonfinite_dropped=dropped)
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -581,6 +604,7 @@ def write_implicit(
     table1_prompt: str | None = "greatest_ever_one",
     drop_formatting: bool = False,
     targets: Sequence[str] = ("Freedom", "Love"),
+    drop_nonfinite: bool = False,
 ) -> ImplicitResult:
     """Implicit rewards of q over p from two stored runs (no model is loaded), written to ``out_dir``:
 
@@ -589,34 +613,32 @@ def write_implicit(
     (Fig 3 rows for this pair), ``join.json`` (what the join kept and lost) and ``manifest.json``.
     """
     import json
-    from pathlib import Path
 
-    from rmvalues.io import atomic_path, atomic_write_text
+    from rmvalues.io import staged_folder
     from rmvalues.store.manifest import build_manifest, write_manifest
 
     p_run, q_run = _run_from(p), _run_from(q)
     shared = check_same_prompts(p_run, q_run)
     chosen = _prompt_selection(prompts, shared)
     res = implicit_rewards(p_run, q_run, metric=metric, join=join, aggregate=aggregate,
-                           renormalize_shared=renormalize_shared, prompt_ids=chosen)
+                           renormalize_shared=renormalize_shared, prompt_ids=chosen,
+                           drop_nonfinite=drop_nonfinite)
     ids = chosen or shared
     t1 = table1_prompt if table1_prompt in set(ids) else None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / f"{metric}.parquet") as tmp:
-        res.table.to_parquet(tmp, index=False)
     tables = {
         "top_bottom": top_bottom(res.table, k, prompt_id=t1, drop_formatting=drop_formatting),
         "target_scores": target_scores([p_run], [q_run], targets, metric=metric, prompt_ids=ids,
                                        common_vocabulary="pair"),
     }
-    for name, frame in tables.items():
-        with atomic_path(out / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False)
-    atomic_write_text(out / "join.json", json.dumps(res.report.to_dict(), indent=2) + "\n")
-    write_manifest(out / "manifest.json", build_manifest(
-        "implicit-rewards", p=p_run.model, q=q_run.model, metric=metric, join=res.report.to_dict(),
-        renormalize_shared=renormalize_shared, prompt_ids=ids, table1_prompt=t1, k=k,
-        drop_formatting=drop_formatting, targets=list(targets),
-        p_meta=p_run.meta, q_meta=q_run.meta))
+    # Written into a staged folder swapped in whole: the folder never mixes two runs.
+    with staged_folder(out_dir, "implicit-rewards") as out:
+        res.table.to_parquet(out / f"{metric}.parquet", index=False)
+        for name, frame in tables.items():
+            frame.to_csv(out / f"{name}.csv", index=False)
+        (out / "join.json").write_text(json.dumps(res.report.to_dict(), indent=2) + "\n", "utf-8")
+        write_manifest(out / "manifest.json", build_manifest(
+            "implicit-rewards", p=p_run.model, q=q_run.model, metric=metric,
+            join=res.report.to_dict(), renormalize_shared=renormalize_shared, prompt_ids=ids,
+            table1_prompt=t1, k=k, drop_formatting=drop_formatting, targets=list(targets),
+            nonfinite_rows_dropped=res.nonfinite_dropped, p_meta=p_run.meta, q_meta=q_run.meta))
     return res

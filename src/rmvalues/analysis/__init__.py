@@ -9,7 +9,7 @@ package is cheap.
 from rmvalues.analysis.anova import type2_anova, welch_posthoc
 from rmvalues.analysis.checkpoints import checkpoint_units, final_checkpoint_table, rank_change
 from rmvalues.analysis.datasets import fetch_dataset, released_datasets
-from rmvalues.analysis.effect_sizes import bootstrap_ci, cohen_d, d_av, effect_size, hedges_g
+from rmvalues.analysis.effect_sizes import bootstrap_ci, cohen_d, d_av, d_rms, effect_size, hedges_g
 from rmvalues.analysis.hypothesis_tests import (
     adjust_pvalues,
     group_summary,
@@ -47,6 +47,7 @@ __all__ = [
     "checkpoint_units",
     "cohen_d",
     "d_av",
+    "d_rms",
     "effect_size",
     "fetch_dataset",
     "final_checkpoint_table",

@@ -76,19 +76,44 @@ def rank_change(
                            ascending=[True, True, False, True]).reset_index(drop=True)
 
 
-def final_checkpoint_table(rank_results: pd.DataFrame) -> pd.DataFrame:
-    """Fig 4b: the last checkpoint of every run in ``rank_results_*.csv`` tables.
+#: Columns that identify one training set (run) of the rank-results tables.
+RUN_COLUMNS = ("source", "data_size", "data_source", "method")
 
-    A run is one (source file / data size, method, data source, model); its last checkpoint is the
-    largest one present (the authors' ``filter(checkpoint == max(checkpoint))``).
+
+def final_checkpoint_table(rank_results: pd.DataFrame) -> pd.DataFrame:
+    """Fig 4b: the last checkpoint of every trained RM in ``rank_results_*.csv`` tables.
+
+    A run is one training set (source file / data size, data source, method); each model's last
+    checkpoint is the largest it has in that run. (The authors' script takes the largest of the
+    whole run, which drops a model whose training stopped earlier; here every model keeps its own.)
     """
     need = ["model", "category", "checkpoint", "median_rank"]
     missing = [c for c in need if c not in rank_results.columns]
     if missing:
         raise InputError(f"rank results lack column(s) {missing}; read them with read_rank_results.")
-    run = [c for c in ("source", "data_size", "method", "data_source") if c in rank_results.columns]
-    last = rank_results.groupby(run, dropna=False)["checkpoint"].transform("max") if run else \
-        rank_results["checkpoint"].max()
+    run = [c for c in RUN_COLUMNS if c in rank_results.columns]
+    last = rank_results.groupby([*run, "model"], dropna=False)["checkpoint"].transform("max")
     out = rank_results[rank_results["checkpoint"] == last]
     cols = [*run, "model", *[c for c in ("base",) if c in out.columns], "category", "checkpoint", "median_rank"]
     return out[cols].sort_values([*run, "model", "category"]).reset_index(drop=True)
+
+
+def family_gap_table(final: pd.DataFrame, minuend: str = "Llama", subtrahend: str = "Gemma") -> pd.DataFrame:
+    """The paper's Fig 4b numbers: final-checkpoint ``minuend - subtrahend`` median rank per
+    category and training set (mean over a family's models; NaN where a family is absent).
+
+    A positive gap means the ``subtrahend`` family ranks the category better (rank 1 = best).
+    """
+    if "base" not in final.columns:
+        raise InputError("the final-checkpoint table has no 'base' column; read it with read_rank_results.")
+    run = [c for c in RUN_COLUMNS if c in final.columns]
+    keys = [*run, "category"]
+    frame = final.assign(_family=final["base"].astype(str).str.lower())
+    means = frame.groupby([*keys, "_family"], dropna=False)["median_rank"].mean().unstack("_family")
+    a, b = minuend.lower(), subtrahend.lower()
+    out = means.index.to_frame(index=False)
+    out[minuend] = means[a].to_numpy() if a in means.columns else float("nan")
+    out[subtrahend] = means[b].to_numpy() if b in means.columns else float("nan")
+    out[f"{minuend}_minus_{subtrahend}"] = out[minuend] - out[subtrahend]
+    return out
+

@@ -31,6 +31,7 @@ class ReleasedDataset:
     prefixes: tuple[str, ...]
     description: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, dict[str, object]] = field(default_factory=dict)
     commit: str = ""
     url_pattern: str = ""
 
@@ -56,7 +57,8 @@ def released_datasets() -> dict[str, ReleasedDataset]:
         out[name] = ReleasedDataset(
             name=name, folder=spec["folder"], format=spec["format"], lexicon=spec["lexicon"],
             prefixes=tuple(spec.get("prefixes", ())), description=spec.get("description", ""),
-            files=dict(spec.get("files", {})), commit=data["commit"], url_pattern=data["url"],
+            files=dict(spec.get("files", {})), runs=dict(spec.get("runs", {})),
+            commit=data["commit"], url_pattern=data["url"],
         )
     return out
 
@@ -120,3 +122,43 @@ def fetch_dataset(name: str, data_dir: str | Path | None = None) -> tuple[list[P
     if not paths:
         raise FetchError(f"{local} holds none of the files of {name!r}.")
     return paths, False
+
+
+def check_data_dir(data_dir: str | Path | None, names: list[str] | tuple[str, ...]) -> None:
+    """Refuse a ``--data`` folder that holds none of the datasets asked for (a wrong path would
+    otherwise fall back to cached copies, or skip everything, without a word)."""
+    if data_dir is None:
+        return
+    datasets = [get_dataset(n) for n in names]
+    if any(local_folder(d, data_dir) is not None for d in datasets):
+        return
+    expected = ", ".join(f"{d.local_name}/" for d in datasets)
+    raise InputError(
+        f"--data {data_dir} holds none of the expected sub-folders ({expected}) nor their files; "
+        "point it at a copy of the released data (the folder holding them), or leave --data out "
+        f"to use ${PAPER_DATA_ENV} or the pinned download.")
+
+
+def file_origins(name: str, data_dir: str | Path | None = None) -> dict[str, str]:
+    """Where each file of dataset ``name`` will come from, for the manifest: the cache, a local
+    copy or the pinned URL (as :func:`fetch_dataset` chooses), and whether it is sha256-checked."""
+    from rmvalues.fetch import cache_dir, is_cached
+
+    dataset = get_dataset(name)
+    local = local_folder(dataset, data_dir)
+    if not dataset.pinned:
+        if local is None:
+            return {}
+        listed = [local / f for f in dataset.files if (local / f).exists()]
+        return {p.name: f"local copy {p} (unpinned, not checked)"
+                for p in listed or sorted(local.glob("*.csv"))}
+    dest = cache_dir("paper-data", dataset.local_name)
+    out = {}
+    for f, sha in dataset.files.items():
+        if is_cached(dest / f, sha):
+            out[f] = f"cache {dest / f} (sha256 verified)"
+        elif local is not None:
+            out[f] = f"local copy {local / f} (sha256 verified)"
+        else:
+            out[f] = f"download {dataset.url(f)} (sha256 verified)"
+    return out

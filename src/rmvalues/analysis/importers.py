@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from rmvalues.errors import InputError
 
@@ -104,19 +104,32 @@ def read_dictionary_scores(path: str | Path, model: str | None = None) -> pd.Dat
     return _finish(long, "text")
 
 
-def read_vocabulary_scores(path: str | Path, model: str | None = None) -> pd.DataFrame:
-    """A released full-vocabulary CSV (``token_id, token_name, token_decoded, <prompts>``)."""
+def read_vocabulary_scores(
+    path: str | Path, model: str | None = None, *, missing: Literal["error", "drop"] = "error"
+) -> pd.DataFrame:
+    """A released full-vocabulary CSV (``token_id, token_name, token_decoded, <prompts>``).
+
+    ``missing="drop"`` drops empty score cells (counted per prompt in ``attrs['dropped']``) instead
+    of refusing them: the FAccT release leaves cells of unscored tokens empty.
+    """
     frame = _read_csv(path)
-    missing = [c for c in ("token_id", "token_decoded") if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path} lacks column(s) {missing}; expected {list(VOCAB_ID_COLUMNS)} + prompts.")
+    absent = [c for c in ("token_id", "token_decoded") if c not in frame.columns]
+    if absent:
+        raise InputError(f"{path} lacks column(s) {absent}; expected {list(VOCAB_ID_COLUMNS)} + prompts.")
     prompts = [c for c in frame.columns if c not in VOCAB_ID_COLUMNS]
     long = frame.melt(id_vars=["token_id", "token_decoded"], value_vars=prompts,
                       var_name="prompt_id", value_name="score")
     long = long.rename(columns={"token_decoded": "candidate"})
     long["candidate"] = long["candidate"].fillna("")
     long["model"] = model or model_from_filename(path)
-    return _finish(long, "token")
+    dropped = {}
+    if missing == "drop":
+        empty = long["score"].isna()
+        dropped = {str(k): int(v) for k, v in long.loc[empty, "prompt_id"].value_counts().items()}
+        long = long.loc[~empty]
+    out = _finish(long, "token")
+    out.attrs["dropped"] = dropped
+    return out
 
 
 def read_checkpoint_scores(
@@ -149,20 +162,46 @@ def read_checkpoint_scores(
 #: rank_results_*.csv column -> our name.
 _RANK_RESULTS_COLUMNS = {"model_id": "model", "Category": "category", "base_model": "base",
                          "sum_value": "median_rank"}
+#: Row-index columns R's write.csv adds (named "X" when re-read by R, "" when written by R).
+_INDEX_COLUMNS = ("X", "", "Unnamed: 0")
+#: Model-id fragments -> base family, as the authors' figure script infers it (``grepl``).
+_FAMILY_FRAGMENTS = (("gem", "Gemma"), ("lla", "Llama"), ("lam", "Llama"), ("qwe", "Qwen"))
+
+
+def family_from_model_id(model_id: str) -> str | None:
+    """Base family of a trained RM from its id (``"R-Lla-3B"`` -> ``"Llama"``), else ``None``."""
+    lowered = str(model_id).lower()
+    return next((family for frag, family in _FAMILY_FRAGMENTS if frag in lowered), None)
 
 
 def read_rank_results(path: str | Path) -> pd.DataFrame:
-    """A released ``rank_results_*.csv`` (already median ranks) as a tidy table.
+    """A released ``rank_results_*.csv`` (already median ranks) as a tidy table, rows as in the file.
 
     Columns: model, category, checkpoint, base, median_rank, plus data_size, data_source, method,
-    prompt where the file has them, and ``source`` (the file name).
+    prompt where the file has them, and ``source`` (the file name). The row-index column is dropped;
+    a missing ``base_model`` (``NA``) is inferred from the model id, else the id is its own level.
     """
+    import pandas as pd
+
     frame = _read_csv(path)
     missing = [c for c in ("model_id", "Category", "checkpoint", "sum_value") if c not in frame.columns]
     if missing:
         raise InputError(f"{path} lacks column(s) {missing}; is it a rank_results_*.csv?")
-    frame = frame.drop(columns=[c for c in frame.columns if c in ("X", "Unnamed: 0")])
+    frame = frame.drop(columns=[c for c in frame.columns if c in _INDEX_COLUMNS])
     frame = frame.rename(columns=_RANK_RESULTS_COLUMNS)
+    frame["model"] = frame["model"].astype(str)
+    if "base" not in frame.columns:
+        frame["base"] = pd.NA
+    base = frame["base"].astype("string").replace({"NA": pd.NA})
+    frame.attrs["base_inferred"] = sorted(frame.loc[base.isna().to_numpy(), "model"].unique())
+    inferred = frame["model"].map(lambda m: family_from_model_id(m) or m)
+    frame["base"] = base.fillna(inferred.astype("string")).astype(str)
+    frame["checkpoint"] = pd.to_numeric(frame["checkpoint"], errors="coerce")
+    frame["median_rank"] = pd.to_numeric(frame["median_rank"], errors="coerce")
+    bad = frame[frame["checkpoint"].isna() | frame["median_rank"].isna()]
+    if len(bad):
+        raise InputError(f"{path}: non-numeric checkpoint or sum_value in {len(bad)} row(s) (first: "
+                         f"{bad.iloc[0].to_dict()}); fix or drop those rows.")
     frame["source"] = Path(path).name
     return frame
 

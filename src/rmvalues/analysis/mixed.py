@@ -12,6 +12,12 @@ effect covariance equal nlme's. What statsmodels lacks, and this module adds, is
   covariance (``U'U = V⁻¹``), ``c = U β`` splits the Wald statistic into one orthogonal piece per
   column in model order; a term's F is the mean of its columns' ``c²`` (nlme's ``anova.lme``).
   ``type="marginal"`` gives each term's Wald F adjusted for all others (``anova(..., type="m")``).
+* **R's term order and names**: terms are ordered as R's ``terms()`` does (by degree, then as
+  written; patsy would move numeric covariates last) and printed as R prints them (``baseLlama``).
+* **boundary fits**: when the REML profile of the random-intercept variance falls from 0
+  (:func:`reml_slope_at_boundary`), the optimum is σ²_b = 0, where statsmodels stops short or fails;
+  the fit is then the closed-form one at 0 (:func:`reml_profile`, = ``nlme::gls``; nlme's ``lme``
+  converges to it from inside), flagged ``boundary`` and named so in the summary.
 """
 
 from __future__ import annotations
@@ -49,12 +55,16 @@ class MixedModelResult:
     converged: bool
     anova_type: str = "sequential"
     levels: dict[str, list[str]] = field(default_factory=dict)
+    boundary: bool = False
 
     def summary_text(self) -> str:
         """Fixed effects and F table as aligned text (like ``summary(lme)`` + ``anova(lme)``)."""
         lines = [f"Linear mixed model (REML): {self.formula} + (1 | {self.group})",
                  (f"  {self.n_obs} observations, {self.n_groups} groups; log-likelihood "
                  f"{self.loglik:.2f}; converged: {self.converged}")]
+        if self.boundary:
+            lines.append(f"  random-intercept variance at the boundary (0): the REML optimum has no "
+                         f"between-{self.group} variance; fitted as the fixed-effects model at 0")
         if self.levels:
             lines.append("  levels (reference first): " + "; ".join(
                 f"{k}: {' < '.join(map(str, v))}" for k, v in self.levels.items()))
@@ -74,10 +84,79 @@ class MixedModelResult:
 
 
 def r_term_name(name: str) -> str:
-    """patsy column names in R's style: ``base[T.Llama]:category[T.Communion]`` → ``baseLlama:categoryCommunion``."""
+    """patsy names in R's style: ``C(base, Treatment('Llama'))[T.Gemma]`` → ``baseGemma``,
+    ``category[T.Communion]:framing[positive]`` → ``categoryCommunion:framingpositive``,
+    ``C(base, Treatment('Llama'))`` (a term) → ``base``, ``Intercept`` → ``(Intercept)``."""
     import re
 
-    return re.sub(r"(?:C\()?([A-Za-z_][\w.]*)(?:,[^)]*\))?\)?\[T\.([^\]]+)\]", r"\1\2", name)
+    if name == "Intercept":
+        return "(Intercept)"
+    # C(x, ...) with at most one level of nested parentheses (Treatment('Llama'), Sum) → x
+    name = re.sub(r"C\(\s*([A-Za-z_][\w.]*)\s*(?:,(?:[^()]|\([^()]*\))*)?\)", r"\1", name)
+    return re.sub(r"([A-Za-z_][\w.]*)\[(?:T\.)?([^\]]+)\]", r"\1\2", name)
+
+
+def r_term_order(formula: str, term_names: list[str]) -> list[int]:
+    """Positions of patsy's terms in R's order: by degree (interaction order), then as written.
+
+    patsy groups terms by their numeric factors (``y ~ size_b + base`` puts ``size_b`` last), R's
+    ``terms()`` sorts by degree only, keeping the written order (``size_b``, ``base``); sequential F
+    tests depend on it.
+    """
+    import patsy
+
+    written = patsy.ModelDesc.from_formula(formula).rhs_termlist
+    degree = {t.name(): len(t.factors) for t in written}
+    first = {t.name(): i for i, t in enumerate(written)}
+    return sorted(range(len(term_names)),
+                  key=lambda i: (degree.get(term_names[i], 0), first.get(term_names[i], i)))
+
+
+def reml_profile(
+    exog: np.ndarray, endog: np.ndarray, codes: np.ndarray, gamma: float
+) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """REML log-likelihood of a random-intercept model at variance ratio ``gamma`` = σ²_b / σ²,
+    with β and σ² profiled out: (loglik, β, cov(β), σ²), nlme's and statsmodels' REML constant.
+
+    ``V = σ² (I + γ Z Z')`` is block-diagonal; each group's inverse is ``I - γ/(1 + γ n_g) 1 1'``, so
+    nothing of size N × N is formed. At ``gamma = 0`` this is ``nlme::gls(method = "REML")``.
+    """
+    import numpy as np
+
+    n, p = exog.shape
+    n_g = np.bincount(codes).astype(float)
+    w = gamma / (1 + gamma * n_g)
+    sx = np.zeros((len(n_g), p))
+    np.add.at(sx, codes, exog)
+    sy = np.bincount(codes, weights=endog, minlength=len(n_g))
+    info = exog.T @ exog - (sx * w[:, None]).T @ sx
+    beta = np.linalg.solve(info, exog.T @ endog - sx.T @ (w * sy))
+    r = endog - exog @ beta
+    sr = np.bincount(codes, weights=r, minlength=len(n_g))
+    q = float(r @ r - np.sum(w * sr**2))
+    sigma2 = q / (n - p)
+    logdet_v = float(np.sum(np.log1p(gamma * n_g)))
+    loglik = -0.5 * ((n - p) * np.log(2 * np.pi * sigma2) + (n - p) + logdet_v
+                     + np.linalg.slogdet(info)[1])
+    return float(loglik), beta, sigma2 * np.linalg.inv(info), sigma2
+
+
+def reml_slope_at_boundary(exog: np.ndarray, endog: np.ndarray, codes: np.ndarray) -> float:
+    """d loglik / dγ of :func:`reml_profile` at γ = 0 (closed form). ``<= 0``: the REML optimum
+    of the random-intercept variance is the boundary 0 (the profile falls as soon as it leaves 0).
+    """
+    import numpy as np
+
+    n, p = exog.shape
+    xtx = exog.T @ exog
+    beta = np.linalg.solve(xtx, exog.T @ endog)
+    r = endog - exog @ beta
+    n_groups = int(codes.max()) + 1
+    sx = np.zeros((n_groups, p))
+    np.add.at(sx, codes, exog)
+    sr = np.bincount(codes, weights=r, minlength=n_groups)
+    trace = float(np.trace(np.linalg.solve(xtx, sx.T @ sx)))
+    return float(-0.5 * (n - trace - (n - p) * np.sum(sr**2) / float(r @ r)))
 
 
 def nlme_denominator_df(
@@ -207,13 +286,26 @@ def fit_mixed_model(
     except Exception as exc:  # patsy raises several types for unknown columns or bad syntax
         raise InputError(f"cannot build {formula!r} from the units ({exc}); columns: "
                          f"{', '.join(map(str, data.columns))}.") from exc
-    names = list(model.exog_names)
     info = model.data.design_info if hasattr(model.data, "design_info") else model.data.orig_exog.design_info
-    term_names, term_columns = [], []
-    for term, sl in info.term_slices.items():
-        term_names.append(term.name())
-        term_columns.append(list(range(sl.start, sl.stop)))
-    col_df, term_df = nlme_denominator_df(model.exog, data[group].to_numpy(), term_columns)
+    patsy_terms = [(term.name(), list(range(sl.start, sl.stop))) for term, sl in info.term_slices.items()]
+    order = r_term_order(formula, [name for name, _ in patsy_terms])
+    term_names = [patsy_terms[i][0] for i in order]
+    perm = [c for i in order for c in patsy_terms[i][1]]  # patsy column → R column order
+    term_columns, start = [], 0
+    for i in order:
+        term_columns.append(list(range(start, start + len(patsy_terms[i][1]))))
+        start += len(patsy_terms[i][1])
+    names = [model.exog_names[c] for c in perm]
+    exog = np.asarray(model.exog, dtype=float)[:, perm]
+    endog = np.asarray(model.endog, dtype=float)
+    rank = np.linalg.matrix_rank(exog)
+    if rank < exog.shape[1]:
+        raise AnalysisError(
+            f"the design of {formula!r} has {exog.shape[1]} columns but rank {rank}: some columns "
+            f"are linear combinations of others ({', '.join(map(r_term_name, names))}); drop a term "
+            "or a level with no data.")
+    codes, _ = _group_codes(data[group].to_numpy())
+    col_df, term_df = nlme_denominator_df(exog, data[group].to_numpy(), term_columns)
     if (col_df <= 0).any():
         between = [r_term_name(n) for n, d in zip(names, col_df) if d <= 0]
         raise AnalysisError(
@@ -221,12 +313,27 @@ def fit_mixed_model(
             f"({n_groups} {group}s): each level needs more than one {group} (e.g. at least two "
             "models per base family)."
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = model.fit(reml=reml)
     k = len(names)
-    beta = np.asarray(fit.fe_params, dtype=float)
-    cov = np.asarray(fit.cov_params(), dtype=float)[:k, :k]
+    try:
+        # The REML profile falling at σ²_b = 0 means the optimum is on the boundary, where
+        # statsmodels' optimiser stops short (log-likelihood below nlme's) or fails outright.
+        # (The check is REML's; an ML fit is left to statsmodels.)
+        boundary = reml and reml_slope_at_boundary(exog, endog, codes) <= 1e-9 * len(endog)
+        if not boundary:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = model.fit(reml=reml)
+            beta = np.asarray(fit.fe_params, dtype=float)[perm]
+            cov = np.asarray(fit.cov_params(), dtype=float)[:k, :k][np.ix_(perm, perm)]
+            group_var, scale, loglik = float(np.asarray(fit.cov_re)[0, 0]), float(fit.scale), float(fit.llf)
+            converged = bool(getattr(fit, "converged", True))
+            boundary = reml and reml_profile(exog, endog, codes, 0.0)[0] >= loglik
+        if boundary:
+            loglik, beta, cov, scale = reml_profile(exog, endog, codes, 0.0)
+            group_var, converged = 0.0, True
+    except np.linalg.LinAlgError as exc:
+        raise AnalysisError(f"fitting {formula!r} failed in linear algebra ({exc}): the design is "
+                            f"degenerate or nearly so; simplify the formula.") from None
     if not np.all(np.isfinite(cov)):
         raise AnalysisError(f"the fixed-effect covariance of {formula!r} is not finite: the design is "
                             "degenerate (a factor level with no data, or a term confounded with "
@@ -241,19 +348,17 @@ def fit_mixed_model(
     fvals = wald_f_tests(beta, cov, term_columns, anova_type)
     num_df = np.array([len(c) for c in term_columns])
     anova = pd.DataFrame({
-        "term": [r_term_name(n) if n != "Intercept" else "(Intercept)" for n in term_names],
+        "term": [r_term_name(n) for n in term_names],
         "num_df": num_df, "den_df": term_df, "F": fvals,
         "p": stats.f.sf(fvals, num_df, term_df),
     })
-    fixed.loc[fixed["term"] == "Intercept", "term"] = "(Intercept)"
-    group_var = float(np.asarray(fit.cov_re)[0, 0])
     variance = pd.DataFrame({
         "component": ["group", "residual"],
-        "variance": [group_var, float(fit.scale)],
-        "sd": [np.sqrt(group_var), np.sqrt(float(fit.scale))],
+        "variance": [group_var, scale],
+        "sd": [np.sqrt(group_var), np.sqrt(scale)],
     })
     return MixedModelResult(
         formula=formula, group=group, fixed=fixed, anova=anova, variance=variance,
-        n_obs=int(model.nobs), n_groups=int(n_groups), loglik=float(fit.llf),
-        converged=bool(getattr(fit, "converged", True)), anova_type=anova_type, levels=levels,
+        n_obs=int(model.nobs), n_groups=int(n_groups), loglik=loglik, converged=converged,
+        anova_type=anova_type, levels=levels, boundary=bool(boundary),
     )

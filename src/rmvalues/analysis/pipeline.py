@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues.analysis.mixed import PAPER_FORMULA
 from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy
-from rmvalues.errors import InputError
+from rmvalues.errors import AnalysisError, InputError
+from rmvalues.finite import finite_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,11 +66,7 @@ class AnalysisResult:
         if self.mixed is not None:
             lines.append(self.mixed.summary_text())
         if self.panels is not None:
-            lines.append("Panel tests (first base - second base; corrected over panels):")
-            for r in self.panels.itertuples():
-                lines.append(f"  {r.category!s:<14}{r.framing!s:<10} diff {r.diff:7.2f}  p_welch "
-                             f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g} ({r.stars_perm})  "
-                             f"d_av {r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]")
+            lines += panel_summary_lines(self.panels)
         if self.null is not None:
             lines.append("Null baselines (base x category interaction SS vs random item sets):")
             for r in self.null.itertuples():
@@ -77,6 +74,22 @@ class AnalysisResult:
                              f"percentile {r.percentile:5.1f}  p = {r.p_value:.3g} ({r.n_draws} draws)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def panel_summary_lines(panels: pd.DataFrame) -> list[str]:
+    """Panel tests as text: tests, effect sizes named for what they compute, the permutation p
+    convention and its resolution limit."""
+    from rmvalues.analysis.hypothesis_tests import panel_notes
+
+    first = panels.iloc[0]
+    lines = [(f"Panel tests ({first.group_a} - {first.group_b}; {first.correction} over {len(panels)} "
+              f"panels; {first.ci_method} bootstrap 95% CIs):")]
+    for r in panels.itertuples():
+        limit = " (at its resolution limit)" if r.p_perm_at_limit else ""
+        lines.append(f"  {r.category!s:<14}{r.framing!s:<10} diff {r.diff:7.2f}  p_welch "
+                     f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g}{limit} ({r.stars_perm})  "
+                     f"d_rms {r.d_rms:.3f} [{r.d_rms_lo:.3f}, {r.d_rms_hi:.3f}]  d_av {r.d_av:.3f}")
+    return lines + [f"  {note}" for note in panel_notes(panels)]
 
 
 def read_run(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -119,13 +132,17 @@ def analyze(
     n_boot: int = 2000,
     seed: int = 42,
     top_k: int | None = None,
+    drop_nonfinite: bool = False,
     null_draws: int = 0,
+    ci_method: str = "percentile",
+    anova_type: str = "sequential",
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
     (``null_draws`` random item sets and label shuffles, see :mod:`rmvalues.analysis.null`).
 
     ``lexicon`` is a built-in name, a file path, or a :class:`~rmvalues.lexicons.Lexicon`.
+    NaN/inf scores are refused, or with ``drop_nonfinite`` left out (counted in the settings).
     """
     import pandas as pd
 
@@ -141,14 +158,22 @@ def analyze(
         raise InputError("no runs given; pass one or more results tables.")
     lex = load_lexicon(lexicon) if isinstance(lexicon, (str, Path)) else lexicon
     scores = pd.concat([read_run(r) for r in runs], ignore_index=True)
+    keep = finite_rows(scores["score"], what="the runs' scores", drop=drop_nonfinite,
+                       error=AnalysisError,
+                       label=lambda i: (f"{scores['model'].iat[i]} / {scores['prompt_id'].iat[i]} / "
+                                        f"{scores['candidate'].iat[i]!r}"),
+                       fix="Ranks of NaN/inf are meaningless; re-score those prompts.")
+    if not keep.all():
+        scores = scores[keep].reset_index(drop=True)
     ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge)
     multi = scores["model"].nunique() > 1
     units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
-                "n_boot": n_boot, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
+                "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
                 "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
+    settings["nonfinite_rows_dropped"] = int((~keep).sum())
     if "framing" in units and units["framing"].notna().all():
         result.framing = group_summary(units)
     if top_k:
@@ -157,7 +182,7 @@ def analyze(
         result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
         return result
     check_models_per_base(units)
-    result.mixed = fit_mixed_model(units, formula)
+    result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
     if null_draws:
         from rmvalues.analysis.null import null_baseline
 
@@ -167,40 +192,37 @@ def analyze(
                                  for kind in ("random_words", "shuffled_labels")], ignore_index=True)
     if units["framing"].notna().all():
         result.panels = panel_tests(units, correction=correction, n_resamples=n_resamples,  # type: ignore[arg-type]
-                                    n_boot=n_boot, seed=seed)
+                                    n_boot=n_boot, seed=seed, ci_method=ci_method)
     return result
 
 
 def write_tables(
     out_dir: str | Path, tables: Mapping[str, pd.DataFrame], summary: str, kind: str, **fields: Any
 ) -> list[Path]:
-    """Write each table as ``NAME.parquet`` and ``NAME.csv``, plus ``summary.txt`` and ``manifest.json``."""
+    """Write each table as ``NAME.parquet`` and ``NAME.csv``, plus ``summary.txt`` and ``manifest.json``.
+
+    The folder is staged and swapped in whole (:func:`rmvalues.io.staged_folder`): it never mixes
+    two runs, and a failure leaves the previous output as it was.
+    """
     import pandas as pd
 
-    from rmvalues.io import atomic_path, atomic_write_text
+    from rmvalues.io import staged_folder
     from rmvalues.store.manifest import build_manifest, write_manifest
 
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder {out}: {exc}") from None
-    written = []
-    for name, table in tables.items():
-        frame = table.copy()
-        for col in frame.columns:  # categoricals as plain strings: readable by any tool
-            if isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype(str)
-        for suffix, write in ((".parquet", lambda f, p: f.to_parquet(p, index=False)),
-                              (".csv", lambda f, p: f.to_csv(p, index=False))):
-            target = out / f"{name}{suffix}"
-            with atomic_path(target) as tmp:
-                write(frame, tmp)
-            written.append(target)
-    written.append(atomic_write_text(out / "summary.txt", summary + "\n"))
-    manifest = build_manifest(kind, tables=sorted(tables), **fields)
-    written.append(write_manifest(out / "manifest.json", manifest))
-    return written
+    names = []
+    with staged_folder(out, kind) as stage:
+        for name, table in tables.items():
+            frame = table.copy()
+            for col in frame.columns:  # categoricals as plain strings: readable by any tool
+                if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                    frame[col] = frame[col].astype(str)
+            frame.to_parquet(stage / f"{name}.parquet", index=False)
+            frame.to_csv(stage / f"{name}.csv", index=False)
+            names += [f"{name}.parquet", f"{name}.csv"]
+        (stage / "summary.txt").write_text(summary + "\n", "utf-8")
+        write_manifest(stage / "manifest.json", build_manifest(kind, tables=sorted(tables), **fields))
+    return [out / n for n in [*names, "summary.txt", "manifest.json"]]
 
 
 def write_analysis(result: AnalysisResult, out_dir: str | Path, **fields: Any) -> list[Path]:

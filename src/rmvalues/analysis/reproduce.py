@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rmvalues.analysis.ranks import MatchPolicy
-from rmvalues.errors import AnalysisError, FetchError, InputError
+from rmvalues.errors import AnalysisError, FetchError, InputError, RmvaluesError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,14 +59,53 @@ class Fig1Result:
 
 
 @dataclass
+class RankResultsFile:
+    """What one ``rank_results_*.csv`` held: the one-line summary ``reproduce`` prints per file."""
+
+    name: str
+    rows: int
+    distinct: int = 0
+    models: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+    last_checkpoints: dict[str, float] = field(default_factory=dict)
+    base_inferred: list[str] = field(default_factory=list)
+    identical_to: str | None = None
+
+    def summary(self) -> str:
+        if self.identical_to is not None:
+            return (f"{self.name}: byte-identical to {self.identical_to}; counted once (under "
+                    f"{self.identical_to})")
+        dups = self.rows - self.distinct
+        lasts = sorted({f"{v:g}" for v in self.last_checkpoints.values()})
+        parts = [f"{self.rows:,} rows", f"{dups:,} exact duplicate(s) collapsed" if dups else
+                 "no duplicates", f"{len(self.models)} model(s) ({', '.join(self.families)})",
+                 f"last checkpoint {'/'.join(lasts)}" + (" (differs by model)" if len(lasts) > 1 else "")]
+        if self.base_inferred:
+            parts.append(f"base family inferred from the id of {', '.join(self.base_inferred)}")
+        return f"{self.name}: " + "; ".join(parts)
+
+
+@dataclass
 class ReproduceReport:
-    """Everything ``rmvalues reproduce`` prints: per-dataset results, Fig 4b, mode differences."""
+    """Everything ``rmvalues reproduce`` prints: per-dataset results, Fig 4b, mode differences.
+
+    ``status`` says, per dataset asked for, ``"done"`` or why it was skipped; ``failed`` lists
+    the ones not done (the CLI then exits non-zero).
+    """
 
     mode: str
     fig1: list[Fig1Result] = field(default_factory=list)
     fig4b: pd.DataFrame | None = None
+    fig4b_gap: pd.DataFrame | None = None
+    rank_files: list[RankResultsFile] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    status: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> file -> origin
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, state in self.status.items() if state != "done"]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
@@ -74,6 +113,8 @@ class ReproduceReport:
             out |= res.tables()
         if self.fig4b is not None:
             out["fig4b_final_checkpoint"] = self.fig4b
+        if self.fig4b_gap is not None:
+            out["fig4b_llama_minus_gemma"] = self.fig4b_gap
         return out
 
 
@@ -192,6 +233,42 @@ def load_released_scores(dataset: str, data_dir: str | Path | None) -> tuple[pd.
     return pd.concat(frames, ignore_index=True), verified
 
 
+def load_rank_results(
+    paths: Sequence[str | Path], runs: dict[str, dict[str, Any]] | None = None
+) -> tuple[pd.DataFrame, list[RankResultsFile]]:
+    """Released ``rank_results_*.csv`` files as one table, cleaned, with a summary per file.
+
+    Exact duplicate rows are collapsed; a file byte-identical to an earlier one is counted once;
+    ``runs`` (file name -> data_size, data_source, method; the registry's) sets each file's training
+    set, as the authors' figure script does.
+    """
+    import pandas as pd
+
+    from rmvalues.analysis.importers import read_rank_results
+    from rmvalues.io import sha256_file
+
+    frames, summaries, seen = [], [], {}
+    for path in map(Path, paths):
+        digest = sha256_file(path)
+        if digest in seen:
+            summaries.append(RankResultsFile(path.name, 0, identical_to=seen[digest]))
+            continue
+        seen[digest] = path.name
+        raw = read_rank_results(path)
+        frame = raw.drop_duplicates(ignore_index=True)
+        for column, value in (runs or {}).get(path.name, {}).items():
+            frame[column] = value
+        lasts = frame.groupby("model")["checkpoint"].max()
+        summaries.append(RankResultsFile(
+            path.name, rows=len(raw), distinct=len(frame), models=sorted(frame["model"].unique()),
+            families=sorted(frame["base"].unique()), last_checkpoints=lasts.to_dict(),
+            base_inferred=list(raw.attrs.get("base_inferred", []))))
+        frames.append(frame)
+    if not frames:
+        raise InputError("no rank_results_*.csv file to read.")
+    return pd.concat(frames, ignore_index=True), summaries
+
+
 def reproduce(
     data_dir: str | Path | None = None,
     *,
@@ -205,46 +282,67 @@ def reproduce(
 ) -> ReproduceReport:
     """Run the reproduction for ``datasets``; with ``compare``, also the other mode, to diff them.
 
-    A dataset whose files are not available (an unpinned one without a local copy) is skipped with
-    the reason in ``report.skipped``, unless it was the only one asked for.
+    A dataset that cannot be reproduced (files not available, or an error in its analysis) is
+    skipped with the reason in ``report.status`` / ``report.skipped``, so one failing dataset
+    never hides another; a missing file still raises when it was the only dataset asked for. A
+    ``data_dir`` holding none of the expected folders, or nothing reproduced at all, is an error.
+    ``report.sources`` records where each file came from.
     """
-    import pandas as pd
+    from rmvalues.analysis.datasets import check_data_dir, file_origins
 
-    from rmvalues.analysis.checkpoints import final_checkpoint_table
-    from rmvalues.analysis.datasets import fetch_dataset, get_dataset
-    from rmvalues.analysis.importers import read_rank_results
-    from rmvalues.lexicons import load_lexicon
-
+    check_data_dir(data_dir, tuple(datasets))
     report = ReproduceReport(mode="paper" if paper_compatible else "corrected")
     for name in datasets:
-        spec = get_dataset(name)
+        report.sources[name] = file_origins(name, data_dir)
         try:
-            if spec.format == "rank_results_csv":
-                paths, _ = fetch_dataset(name, data_dir)
-                report.fig4b = final_checkpoint_table(pd.concat([read_rank_results(p) for p in paths]))
-                continue
-            if name not in FIG1_DATASETS:
-                raise InputError(f"dataset {name!r} has no reproduction; choose from {DEFAULT_DATASETS}.")
-            scores, verified = load_released_scores(name, data_dir)
-        except FetchError as exc:
-            if len(datasets) == 1:
+            _reproduce_one(report, name, data_dir, paper_compatible=paper_compatible,
+                           compare=compare, mfd_grouping=mfd_grouping, n_resamples=n_resamples,
+                           n_boot=n_boot, seed=seed)
+        except RmvaluesError as exc:
+            if len(datasets) == 1 and isinstance(exc, FetchError):
                 raise
+            report.status[name] = f"skipped: {exc}"
             report.skipped.append(f"{name}: {exc}")
             continue
-        lexicon = load_lexicon(spec.lexicon)
-        kwargs = {"dataset": name, "mfd_grouping": mfd_grouping, "n_resamples": n_resamples,
-                  "n_boot": n_boot, "seed": seed, "verified": verified}
-        main = reproduce_fig1(scores, lexicon, paper_compatible=paper_compatible, **kwargs)
-        report.fig1.append(main)
-        if compare:
-            other = reproduce_fig1(scores, lexicon, paper_compatible=not paper_compatible, **kwargs)
-            paper, corrected = (main, other) if paper_compatible else (other, main)
-            report.differences += compare_modes(paper, corrected)
+        report.status[name] = "done"
+    if not report.fig1 and report.fig4b is None:
+        raise FetchError("nothing was reproduced: " + "; ".join(report.skipped))
     return report
+
+
+def _reproduce_one(report: ReproduceReport, name: str, data_dir: str | Path | None, *,
+                   paper_compatible: bool, compare: bool, mfd_grouping: Any, n_resamples: int,
+                   n_boot: int, seed: int) -> None:
+    """Add one dataset's results to ``report`` (raises when it cannot be reproduced)."""
+    from rmvalues.analysis.checkpoints import family_gap_table, final_checkpoint_table
+    from rmvalues.analysis.datasets import fetch_dataset, get_dataset
+    from rmvalues.lexicons import load_lexicon
+
+    spec = get_dataset(name)
+    if spec.format == "rank_results_csv":
+        paths, _ = fetch_dataset(name, data_dir)
+        table, report.rank_files = load_rank_results(paths, spec.runs)
+        report.fig4b = final_checkpoint_table(table)
+        report.fig4b_gap = family_gap_table(report.fig4b)
+        return
+    if name not in FIG1_DATASETS:
+        raise InputError(f"dataset {name!r} has no reproduction; choose from {DEFAULT_DATASETS}.")
+    scores, verified = load_released_scores(name, data_dir)
+    lexicon = load_lexicon(spec.lexicon)
+    kwargs = {"dataset": name, "mfd_grouping": mfd_grouping, "n_resamples": n_resamples,
+              "n_boot": n_boot, "seed": seed, "verified": verified}
+    main = reproduce_fig1(scores, lexicon, paper_compatible=paper_compatible, **kwargs)
+    report.fig1.append(main)
+    if compare:
+        other = reproduce_fig1(scores, lexicon, paper_compatible=not paper_compatible, **kwargs)
+        paper, corrected = (main, other) if paper_compatible else (other, main)
+        report.differences += compare_modes(paper, corrected)
 
 
 def format_fig1(res: Fig1Result) -> str:
     """One dataset's statistics as text."""
+    from rmvalues.analysis.hypothesis_tests import panel_notes
+
     lines = [f"== {res.dataset} ({res.mode} mode; lexicon {res.lexicon}; {res.policy.describe()}) ==",
              f"files sha256-verified: {'yes' if res.verified else 'NO (unpinned local copy)'}",
              (f"{len(res.units)} units = {res.units['model'].nunique()} models x "
@@ -259,22 +357,29 @@ def format_fig1(res: Fig1Result) -> str:
                  f"{res.stars_from}; {res.panels['n_resamples'].iloc[0]} resamples, seed "
                  f"{res.panels['seed'].iloc[0]}):")
     lines.append(f"  {'category':<12}{'framing':<10}{'n':>9}{'diff':>8}{'p_welch':>10}{'p_perm':>9}"
-                 f"{'stars':>6}{'d_av [95% CI]':>24}{'cohen_d':>9}{'hedges_g':>9}")
+                 f"{'stars':>6}{'d_rms [95% CI]':>24}{'d_av':>8}{'cohen_d':>9}{'hedges_g':>9}")
     for r in res.panels.itertuples():
         lines.append(f"  {r.category!s:<12}{r.framing!s:<10}{f'{r.n_a}/{r.n_b}':>9}{r.diff:8.2f}"
                      f"{r.p_welch:10.2g}{r.p_perm:9.2g}{r.stars:>6}"
-                     f"{f'{r.d_av:.3f} [{r.d_av_lo:.3f}, {r.d_av_hi:.3f}]':>24}{r.cohen_d:9.3f}{r.hedges_g:9.3f}")
+                     f"{f'{r.d_rms:.3f} [{r.d_rms_lo:.3f}, {r.d_rms_hi:.3f}]':>24}{r.d_av:8.3f}"
+                     f"{r.cohen_d:9.3f}{r.hedges_g:9.3f}")
+    lines += [f"  {note}" for note in panel_notes(res.panels)]
     return "\n".join(lines)
 
 
 def format_report(report: ReproduceReport) -> str:
     """The whole reproduction as the text ``rmvalues reproduce`` prints."""
     parts = [format_fig1(res) for res in report.fig1]
-    if report.fig4b is not None:
-        parts.append("== Fig 4b: final checkpoint of each trained RM ==\n" + report.fig4b.to_string(index=False))
+    if report.rank_files:
+        parts.append("== Fig 4b: released rank_results files ==\n"
+                     + "\n".join(f"  {f.summary()}" for f in report.rank_files))
+    if report.fig4b_gap is not None:
+        parts.append("== Fig 4b: final-checkpoint median rank, Llama - Gemma (positive: Gemma "
+                     "ranks the category better) ==\n" + report.fig4b_gap.to_string(index=False))
     if report.differences:
         parts.append("== What differs between --paper-compatible and the corrected default ==\n"
                      + "\n".join(f"  - {d}" for d in report.differences))
-    if report.skipped:
-        parts.append("== Skipped ==\n" + "\n".join(f"  - {s}" for s in report.skipped))
+    if report.status:
+        parts.append("== Datasets ==\n" + "\n".join(f"  {name}: {state}"
+                                                   for name, state in report.status.items()))
     return "\n\n".join(parts)

@@ -33,9 +33,11 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.score", None),
     ("rmvalues.cli.plan", None),
     ("rmvalues.cli.analyze", None),
+    ("rmvalues.cli.compare", None),
     ("rmvalues.cli.logprobs", None),
     ("rmvalues.cli.report", None),
     ("rmvalues.cli.train", None),
+    ("rmvalues.cli.search", None),
 )
 
 

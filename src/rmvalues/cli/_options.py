@@ -18,7 +18,8 @@ import typer
 ModelOption = Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")]
 PromptsOption = Annotated[str, typer.Option(help="Prompt set name or YAML file.")]
 CandidatesOption = Annotated[str, typer.Option(
-    help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line).")]
+    help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line) | elo (the "
+         "7,530 EloEverything entities, for `rmvalues compare`).")]
 
 
 def with_options(options: type, *, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:

@@ -1,4 +1,4 @@
-"""`rmvalues analyze` and `rmvalues reproduce`: thin layers over :mod:`rmvalues.analysis`."""
+"""`rmvalues analyze`, `reproduce` and `check-released`: thin layers over :mod:`rmvalues.analysis`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 def register(app: typer.Typer) -> None:
     app.command("analyze")(analyze_command)
     app.command("reproduce")(reproduce_command)
+    app.command("check-released")(check_released_command)
 
 
 def _policy(match: str, variants: str, rank_over: str):
@@ -34,22 +35,31 @@ def analyze_command(
     category: Annotated[list[str] | None, typer.Option(help="Keep only these categories (repeatable).")] = None,
     formula: Annotated[str, typer.Option(help="Mixed-model formula over the unit columns.")] =
         "median_rank ~ base * category * framing",
+    anova: Annotated[str, typer.Option(help="F tests: sequential (R's anova(lme), terms in R's order) "
+                                            "| marginal (each term after all others).")] = "sequential",
     correction: Annotated[str, typer.Option(help="bonferroni | holm | bh | none.")] = "bonferroni",
-    resamples: Annotated[int, typer.Option(help="Permutation-test resamples.")] = 9999,
+    resamples: Annotated[int, typer.Option(help="Permutation-test resamples R (smallest p: 2/(R+1)).")] = 9999,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for effect-size CIs.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the permutation test and bootstrap.")] = 42,
+    ci_method: Annotated[str, typer.Option(help="Bootstrap CI: percentile (under-covers at small n) "
+                                                "| bca.")] = "percentile",
+    seed: Annotated[int, typer.Option(help="Run seed; each panel's permutation and bootstrap "
+                                           "streams are spawned from it.")] = 42,
     top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
              "shuffles (0: off).")] = 0,
+    drop_nonfinite: Annotated[bool, typer.Option(
+        "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
+        "(counted in the manifest).")] = False,
 ) -> None:
     """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
-    result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
+    result = analyze(runs, lexicon, drop_nonfinite=drop_nonfinite,
+                     policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws)
+                     null_draws=null_draws, ci_method=ci_method, anova_type=anova)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])
@@ -86,7 +96,9 @@ def reproduce_command(
     typer.echo(text)
     if out is not None:
         write_tables(out, result.tables(), text, "reproduce", mode=result.mode, data=str(data or ""),
-                     skipped=result.skipped, differences=result.differences, seed=seed)
+                     sources=result.sources, skipped=result.skipped,
+                     differences=result.differences, seed=seed, datasets=result.status,
+                     rank_results_files=[f.summary() for f in result.rank_files])
         typer.echo(f"\nwrote {out}/")
     if report is None and out is not None:
         report = out / "report"
@@ -94,3 +106,41 @@ def reproduce_command(
         from rmvalues.report.inputs import report_from_reproduce
 
         typer.echo(f"report: {report_from_reproduce(result, report)}")
+    if result.failed:
+        from rmvalues.errors import AnalysisError
+
+        raise AnalysisError(f"not reproduced: {', '.join(result.failed)} (the reasons are listed "
+                            "under == Datasets == above); the other datasets' results were kept.")
+
+
+def check_released_command(
+    model: Annotated[str, typer.Option(help="Registry key (its released CSV is found by name), or "
+                                            "a model folder / hub id with --released.")],
+    dataset: Annotated[str, typer.Option(help="big2-nouns | mfd2: which released words to score.")] = "big2-nouns",
+    released: Annotated[Path | None, typer.Option(
+        help="Released CSV to compare with (default: the model's file in the released data).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="Local copy of the released data (as for `reproduce`); default: download, pinned.")] = None,
+    prompts: Annotated[str, typer.Option(help="Prompt set name or file.")] = "paper-54",
+    out: Annotated[Path | None, typer.Option(
+        help="Write the scores (OUT/scores), released_check.csv/.parquet, summary.txt and "
+             "manifest.json here.")] = None,
+    tolerance: Annotated[float | None, typer.Option(
+        help="Max |Δ| per prompt (default by dtype: float32 1e-3, float16 0.05, bfloat16 0.25).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="Default: the paper's dtype for the model.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Candidates per forward batch.")] = None,
+) -> None:
+    """Score the released words in paper mode and compare with the paper's released scores."""
+    from rmvalues.analysis.released_check import check_released
+    from rmvalues.errors import ScoreError
+
+    result = check_released(model, dataset=dataset, released=released, data_dir=data,
+                            prompts=prompts, out=out, tolerance=tolerance, device=device,
+                            dtype=dtype, batch_size=batch_size)
+    typer.echo(result.summary())
+    if out is not None:
+        typer.echo(f"\nwrote {out}/")
+    if not result.passed:
+        raise ScoreError(f"{model} does not reproduce the released scores: "
+                         f"{len(result.problems)} problem(s), listed above.")

@@ -72,6 +72,9 @@ def implicit_command(
     = False,
     targets: Annotated[str, typer.Option(help="Comma-separated target words (Fig 3).")]
     = "Freedom,Love",
+    drop_nonfinite: Annotated[bool, typer.Option(
+        "--drop-nonfinite", help="Leave out (prompt, token) rows whose score is NaN/inf instead "
+        "of refusing (counted in the manifest).")] = False,
 ) -> None:
     """Implicit reward model between two stored log-prob runs (no model is loaded)."""
     from rmvalues.implicit import write_implicit
@@ -80,6 +83,7 @@ def implicit_command(
         p, q, out, metric=metric, join=join, aggregate=aggregate,  # type: ignore[arg-type]
         renormalize_shared=renormalize, prompts=prompts, k=k, table1_prompt=table1_prompt,
         drop_formatting=drop_formatting, targets=[t.strip() for t in targets.split(",") if t.strip()],
+        drop_nonfinite=drop_nonfinite,
     )
     typer.echo(f"{metric} of {res.q_model} over {res.p_model}: {res.report.summary()}")
     typer.echo(f"Results in {out.resolve()}/: {metric}.parquet, top_bottom.csv, target_scores.csv, "

@@ -39,6 +39,8 @@ def report_command(
         from rmvalues.report.browser import screenshot as take_screenshot
 
         run = take_screenshot(path, screenshot)
+        for note in run.notes:
+            typer.echo(note, err=True)
         for line in run.console:
             typer.echo(f"browser console: {line}", err=True)
         typer.echo(f"wrote {screenshot}")

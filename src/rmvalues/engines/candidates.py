@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
 CandidateKind = Literal["token", "text"]
-CANDIDATES_HELP = "vocab | vocab:START-END | lexicon:NAME | file:PATH"
+CANDIDATES_HELP = "vocab | vocab:START-END | lexicon:NAME | file:PATH | elo"
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,15 @@ def file_candidates(path: str | Path) -> CandidateSet:
     return text_candidates([line for line in lines if line.strip()], source=f"file:{path}")
 
 
+def elo_candidates(data_dir: str | Path | None = None) -> CandidateSet:
+    """The 7,530 EloEverything entities of the FAccT 2025 release, in human-rank order, as text
+    candidates: scoring them places an RM beside the paper's ten and the human Elo
+    (``rmvalues compare``). Files come pinned from the release or ``$RMVALUES_FACCT_DATA``."""
+    from rmvalues.analysis.human_preference import elo_entities
+
+    return text_candidates(elo_entities(data_dir), source="elo")
+
+
 def _id_range(spec: str) -> range:
     try:
         start, end = (int(x) for x in spec.split("-", 1))
@@ -143,6 +152,8 @@ def resolve_candidates(
             return lexicon_candidates(arg)
         if kind == "file" and arg:
             return file_candidates(arg)
+        if kind == "elo" and not arg:
+            return elo_candidates()
         raise InputError(f"unknown candidate set {spec!r}; use {CANDIDATES_HELP}")
     items = list(spec)
     if not items:

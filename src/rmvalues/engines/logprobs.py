@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rmvalues.errors import InputError, TemplateError
+from rmvalues.errors import InputError, ScoreError, TemplateError
+from rmvalues.finite import finite_rows
 from rmvalues.store.logprob_runs import LogprobRun, save_run
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,8 +185,12 @@ def compute_logprobs(
     date_string: str | None = None,
     batch_size: int = 8,
     tokens: Sequence[str] | None = None,
+    drop_nonfinite: bool = False,
 ) -> LogprobRun:
-    """Full-vocabulary next-token log-probs of ``model`` for every prompt, as a :class:`LogprobRun`."""
+    """Full-vocabulary next-token log-probs of ``model`` for every prompt, as a :class:`LogprobRun`.
+
+    A prompt whose log-probs hold NaN/inf is refused, or with ``drop_nonfinite`` left out (listed
+    in the run's ``meta``)."""
     from rmvalues.lexicons import paper_normalize
     from rmvalues.models.chat import DEFAULT_DATE_STRING, template_hash
     from rmvalues.models.tokenizers import decoded_vocabulary
@@ -199,7 +204,18 @@ def compute_logprobs(
     vocab_size = len(tokens)
     rows = _check_vocab(model, vocab_size)
     matrix = next_token_logprobs(model, ids, vocab_size=vocab_size, batch_size=batch_size)
+    keep = finite_rows(matrix, what=f"log-probs of {model_name}", label=lambda i: repr(pairs[i][0]),
+                       drop=drop_nonfinite, fix="The model's logits are NaN/inf (broken weights, or "
+                       "an overflow in this dtype); check the checkpoint or try --dtype float32.")
+    dropped = [pid for (pid, _), ok in zip(pairs, keep, strict=True) if not ok]
+    if len(dropped) == len(pairs):
+        raise ScoreError(f"log-probs of {model_name} are non-finite for every prompt; nothing "
+                         "is left to store. Check the checkpoint or try --dtype float32.")
+    if dropped:
+        pairs, ids = ([x for x, ok in zip(seq, keep, strict=True) if ok] for seq in (pairs, ids))
+        matrix = matrix[keep]
     meta: dict[str, Any] = {
+        "nonfinite_prompts_dropped": dropped,
         "model_kind": kind,
         "logits_rows": rows,
         "padded_rows_excluded": rows - vocab_size,
@@ -245,7 +261,8 @@ def run_logprobs(
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,
                            template=o.template, date_string=o.date_string,
-                           batch_size=o.batch_size, tokens=tokens)
+                           batch_size=o.batch_size, tokens=tokens,
+                           drop_nonfinite=o.drop_nonfinite)
     run.meta.update({"load": lm.info, "prompt_set": prompt_set})
     if out_dir is not None:
         save_run(run, out_dir, vocabulary=vocabulary_table(lm.tokenizer, tokens))

@@ -14,20 +14,36 @@ so published numbers can be compared:
 * special-token strings re-tokenise as the special token (``"<|eot_id|>"``), other strings may merge
   differently, so the scored response is not always the token that is reported.
 
-What is not reproduced: transformers' pad-token pooling (the last non-pad position). As everywhere
-in rmvalues, the head reads the final position, so the pad/eos token can be scored.
+Per model, paper mode also runs what the published scorer ran (:func:`paper_model`):
+
+* the paper's dtype (registry ``paper_dtype``: float16 for URM and the GRM -rewardmodel-ft models,
+  bfloat16 for the rest), and the head in that dtype too, as transformers and the remote code ran
+  it (so the ties of the released CSVs reappear);
+* transformers' pooling, as ``*ForSequenceClassification`` and the custom heads of transformers 4.43
+  pool: the position before the FIRST ``config.pad_token_id`` in the ids (the last position when
+  there is none), so a candidate that is the pad token is read at the token before it;
+* URM's score as the paper read it (registry ``paper_score = "first_logit"``): loaded without
+  remote code, transformers dropped the gate, and ``logits[:, 0]`` is the first attribute's mean.
+
+The manifest records ``score_definition``, ``head_verified`` and the pooling either way.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from rmvalues.errors import ModelError
 from rmvalues.models.chat import ChatSplit, render_conversation
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
     from rmvalues.engines.candidates import CandidateSet
+    from rmvalues.models.loading import RewardModel
 
 
 def paper_conversation_ids(
@@ -44,3 +60,58 @@ def paper_conversations(
 ) -> list[list[int]]:
     """Published-scorer ids for every candidate (token candidates through their decoded string)."""
     return [paper_conversation_ids(tokenizer, split, text) for text in candidates.texts]
+
+
+def pad_pooling(pad_token_id: int | None) -> Callable[[Sequence[int]], int]:
+    """transformers 4.43's sequence-classification pooling: ``argmax(ids == pad) - 1``, modulo the
+    length (no pad, or a pad at position 0, gives the last position; no pad id, the last)."""
+
+    def position(ids: Sequence[int]) -> int:
+        ids = list(ids)
+        if pad_token_id is None or pad_token_id not in ids:
+            return len(ids) - 1
+        return (ids.index(pad_token_id) - 1) % len(ids)
+
+    return position
+
+
+def paper_dtype(model: Any, dtype: str | None) -> str | None:
+    """The dtype to load ``model`` in for paper mode: ``dtype`` if given, else the registry's."""
+    if dtype is not None or not isinstance(model, (str, Path)):
+        return dtype
+    from rmvalues.models.registry import find_model
+
+    spec = find_model(str(model))
+    return spec.paper_dtype if spec is not None else None
+
+
+def paper_model(rm: RewardModel) -> RewardModel:
+    """``rm`` as the published scorer ran it: its own copy of the head, in the backbone dtype, with
+    the paper's score definition (the caller's model is left as it was)."""
+    head = copy.deepcopy(rm.head).to(rm.dtype)
+    definition = rm.spec.paper_score if rm.spec is not None else None
+    if definition == "first_logit":
+        if not hasattr(head, "first_logit_only"):
+            raise ModelError(f"{rm.name}: paper_score = 'first_logit' needs a head that can read "
+                             f"logits[:, 0] alone; the {head.head_type} head cannot")
+        head.first_logit_only = True
+    elif definition is not None:
+        raise ModelError(f"{rm.name}: unknown paper_score {definition!r} in the model registry")
+    return dataclasses.replace(rm, head=head)
+
+
+def paper_pooling(rm: RewardModel) -> Callable[[Sequence[int]], int]:
+    """The pad pooling of ``rm``'s config (:func:`pad_pooling`)."""
+    return pad_pooling(getattr(rm.backbone.config, "pad_token_id", None))
+
+
+def score_fields(rm: RewardModel, paper_compatible: bool) -> dict[str, Any]:
+    """What a run's manifest records about how the score was read."""
+    pad = getattr(rm.backbone.config, "pad_token_id", None)
+    return {
+        "score_definition": rm.head.score_definition,
+        "head_verified": rm.spec.head_verified if rm.spec is not None else None,
+        "head_dtype": str(next(rm.head.parameters()).dtype).removeprefix("torch."),
+        "pooling": (f"before the first pad token (id {pad}), else the last position"
+                    if paper_compatible else "the last position"),
+    }

@@ -101,22 +101,35 @@ def _head_scores(rm: RewardModel, last_hidden: torch.Tensor,
     return rm.head(last)
 
 
-class BatchRunner:
-    """Runs candidate batches, halving the batch size on accelerator OOM and carrying on."""
+#: Most tokens (rows x sequence length, cached prefix included) one forward batch may hold, so a
+#: bucket of long candidates runs in smaller batches instead of exhausting memory.
+MAX_BATCH_TOKENS = 32_768
 
-    def __init__(self, batch_size: int) -> None:
+
+class BatchRunner:
+    """Runs candidate batches, halving the batch size on accelerator OOM and carrying on.
+
+    A batch holds at most ``batch_size`` rows and at most ``max_tokens`` tokens.
+    """
+
+    def __init__(self, batch_size: int, max_tokens: int = MAX_BATCH_TOKENS) -> None:
         if batch_size < 1:
             raise ScoreError(f"batch size must be at least 1 (got {batch_size})")
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
+
+    def rows_per_batch(self, row_tokens: int) -> int:
+        """Rows of ``row_tokens`` tokens each that fit one batch (at least one)."""
+        return max(1, min(self.batch_size, self.max_tokens // max(row_tokens, 1)))
 
     def run(self, items: Sequence, fn: Callable[[Sequence], np.ndarray],
-            on_batch: ProgressCallback | None = None) -> np.ndarray:
+            on_batch: ProgressCallback | None = None, *, row_tokens: int = 1) -> np.ndarray:
         import torch
 
         out: list[np.ndarray] = []
         start = 0
         while start < len(items):
-            chunk = items[start:start + self.batch_size]
+            chunk = items[start:start + self.rows_per_batch(row_tokens)]
             try:
                 out.append(fn(chunk))
             except torch.OutOfMemoryError:
@@ -152,10 +165,13 @@ class Engine:
     The batch size is shared across prompts, so a size halved after OOM stays halved.
     """
 
-    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto") -> None:
+    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto",
+                 pool: Callable[[Sequence[int]], int] | None = None) -> None:
         self.rm = rm
         self.runner = BatchRunner(batch_size)
         self.mode = resolve_mode(rm, mode)
+        #: Full path only: the position the head reads in each conversation (default: the last).
+        self.pool = pool
 
     # -- prefix-cached path --------------------------------------------------------------------
 
@@ -194,12 +210,36 @@ class Engine:
                             continuations: Sequence[Sequence[int]],
                             on_batch: ProgressCallback | None = None) -> np.ndarray:
         """Scores of ``prefix_ids + c`` for each continuation ``c`` (response + suffix ids)."""
-        state = self.prefill(prefix_ids)
+        return self.score_state(self.prefill(prefix_ids), continuations, on_batch)
+
+    def extend(self, state: PrefixState, ids: Sequence[int]) -> PrefixState:
+        """The state of ``state``'s prefix followed by ``ids``, leaving ``state`` as it was.
+
+        Multi-token search grows a response this way: every candidate next token of a partial
+        response then shares one cache of prefix + response so far.
+        """
+        import torch
+
+        rm = self.rm
+        tokens = torch.tensor([list(ids)], device=rm.device)
+        total = state.length + tokens.shape[1]
+        cache = _expanded_cache(state.cache, 1)  # views: the parent's tensors are never written
+        with torch.inference_mode():
+            rm.backbone(input_ids=tokens, attention_mask=torch.ones(1, total, dtype=torch.long,
+                                                                     device=rm.device),
+                        position_ids=torch.arange(state.length, total, device=rm.device)[None],
+                        cache=cache, use_cache=True)
+        return PrefixState(length=total, cache=cache, prompt_hidden=state.prompt_hidden)
+
+    def score_state(self, state: PrefixState, continuations: Sequence[Sequence[int]],
+                    on_batch: ProgressCallback | None = None) -> np.ndarray:
+        """Scores of ``state``'s prefix followed by each continuation, on its cache."""
         result = np.empty(len(continuations), dtype=np.float32)
         for indices in length_buckets(continuations).values():
             rows = [continuations[i] for i in indices]
             result[indices] = self.runner.run(
-                rows, lambda b, state=state: self._continue_batch(state, b), on_batch)
+                rows, lambda b, state=state: self._continue_batch(state, b), on_batch,
+                row_tokens=state.length + len(rows[0]))
         return result
 
     # -- full-sequence path ---------------------------------------------------------------------
@@ -213,27 +253,56 @@ class Engine:
         with torch.inference_mode():
             hidden = self.rm.backbone(input_ids=ids, attention_mask=torch.ones_like(ids),
                                       use_cache=False).last_hidden_state
-            scores = score_full_sequences(self.rm.head, hidden.float(), batch)
+            positions = None if self.pool is None else [self.pool(list(s)) for s in batch]
+            scores = score_full_sequences(self.rm.head, hidden.float(), batch, positions)
         return scores.float().cpu().numpy()
 
     def score_conversations(self, conversations: Sequence[Sequence[int]],
                             on_batch: ProgressCallback | None = None) -> np.ndarray:
         """Scores of whole conversations, batched by length (no padding, no cache)."""
+        conversations = self._fit(conversations, 0, 0, lambda i: f"conversation #{i}", False)
         result = np.empty(len(conversations), dtype=np.float32)
         for indices in length_buckets(conversations).values():
             rows = [conversations[i] for i in indices]
-            result[indices] = self.runner.run(rows, self._full_batch, on_batch)
+            result[indices] = self.runner.run(rows, self._full_batch, on_batch,
+                                              row_tokens=len(rows[0]))
         return result
 
     # -- one prompt ------------------------------------------------------------------------------
 
+    #: Cut candidates longer than the model's context instead of refusing them (set by the caller).
+    truncate: bool = False
+    #: How many candidates were cut so far.
+    truncated: int = 0
+
+    def _fit(self, sequences: Sequence[Sequence[int]], fixed: int, keep_tail: int,
+             label: Callable[[int], str], truncate: bool) -> list[list[int]]:
+        """``sequences`` checked against the model's ``max_position_embeddings`` (see
+        :func:`rmvalues.models.validate.fit_context`)."""
+        from rmvalues.models.validate import context_limit, fit_context
+
+        limit = context_limit(getattr(getattr(self.rm, "backbone", None), "config", None))
+        seqs, cut = fit_context(sequences, limit=limit, fixed=fixed, keep_tail=keep_tail,
+                                truncate=truncate, label=label, model=self.rm.name)
+        self.truncated += cut
+        return seqs
+
     def score_prompt(self, split: ChatSplit, candidates,
                      on_batch: ProgressCallback | None = None) -> np.ndarray:
-        """float32 scores of every candidate of one prompt."""
+        """float32 scores of every candidate of one prompt (too long for the model: refused, or
+        cut with ``truncate``)."""
+        def label(i: int) -> str:
+            text = candidates.texts[i]
+            return f"#{i} {text[:40]!r}{'...' if len(text) > 40 else ''}"
+
+        tail = len(split.suffix_ids)
         if self.mode == "prefix":
-            return self.score_continuations(split.prefix_ids,
-                                            continuation_ids(self.rm, split, candidates), on_batch)
-        return self.score_conversations(conversation_ids(self.rm, split, candidates), on_batch)
+            continuations = self._fit(continuation_ids(self.rm, split, candidates),
+                                      len(split.prefix_ids), tail, label, self.truncate)
+            return self.score_continuations(split.prefix_ids, continuations, on_batch)
+        conversations = self._fit(conversation_ids(self.rm, split, candidates), 0, tail, label,
+                                  self.truncate)
+        return self.score_conversations(conversations, on_batch)
 
 
 def continuation_ids(rm: RewardModel, split: ChatSplit, candidates) -> list[list[int]]:

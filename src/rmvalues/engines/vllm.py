@@ -119,6 +119,8 @@ class VllmEngine:
     """Scores conversations with vLLM; the same ``score_prompt``/``score_conversations`` as Engine."""
 
     mode = "vllm"
+    #: vLLM never cuts candidates (``truncate_candidates`` is the engine's alone).
+    truncated = 0
 
     def __init__(self, rm: Any, llm: Any) -> None:
         head_type = getattr(rm.head, "head_type", "?")

@@ -208,6 +208,18 @@ def parse_wide_csv(text: str, *, where: str = "<text>", duplicates: Duplicates =
     return cats, out.entries
 
 
+def parse_dicx(text: str, *, where: str = "<text>", duplicates: Duplicates = "error"
+               ) -> tuple[tuple[str, ...], dict[str, dict[str, float]]]:
+    """A LIWC-22 ``.dicx``: a wide table whose first header cell must be ``DicTerm``."""
+    first = next(_csv_rows(text, where), None)
+    head = first[1][0].strip().lstrip("\ufeff") if first is not None else "DicTerm"
+    if head.lower() != "category" and head != "DicTerm":  # a long table: the wide reader says so
+        raise _error(where, first[0], f"header starts with {first[1][0]!r}, not DicTerm",
+                     "a LIWC-22 .dicx starts with DicTerm,<category>,...; read any other wide "
+                     "table with format='wide-csv' (or the .csv extension)")
+    return parse_wide_csv(text, where=where, duplicates=duplicates)
+
+
 def parse_long_csv(text: str, *, where: str = "<text>", duplicates: Duplicates = "error"
                    ) -> tuple[tuple[str, ...], dict[str, dict[str, float]]]:
     """Categories (in order of first appearance) and entries of a long table."""
@@ -329,7 +341,7 @@ def _split_dic_line(raw: str) -> tuple[str, list[str]]:
 
 # ------------------------------------------------------------------------------------ dispatch
 
-_PARSERS = {"long-csv": parse_long_csv, "wide-csv": parse_wide_csv, "dicx": parse_wide_csv,
+_PARSERS = {"long-csv": parse_long_csv, "wide-csv": parse_wide_csv, "dicx": parse_dicx,
             "dic": parse_dic}
 
 

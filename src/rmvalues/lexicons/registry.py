@@ -51,16 +51,19 @@ class LexiconSpec(BaseModel):
     duplicates: Duplicates = "error"
     url: str | None = None
     pip: PipMember | None = None
+    bundled: str | None = None  # a file shipped in rmvalues/lexicons/data/ (lists compiled here)
 
     @model_validator(mode="after")
     def _one_source(self) -> LexiconSpec:
-        if (self.url is None) == (self.pip is None):
-            raise ValueError(f"lexicon {self.name!r} needs exactly one of `url` or `pip`")
+        if sum(x is not None for x in (self.url, self.pip, self.bundled)) != 1:
+            raise ValueError(f"lexicon {self.name!r} needs exactly one of `url`, `pip` or `bundled`")
         return self
 
     @property
     def filename(self) -> str:
         """The upstream file name (also its name in the cache and in the offline folder)."""
+        if self.bundled is not None:
+            return self.bundled
         remote = self.url if self.url is not None else self.pip.member  # type: ignore[union-attr]
         return PurePosixPath(remote).name
 
@@ -68,6 +71,8 @@ class LexiconSpec(BaseModel):
     def source(self) -> str:
         if self.url is not None:
             return self.url
+        if self.bundled is not None:
+            return f"rmvalues:lexicons/data/{self.bundled}"
         assert self.pip is not None
         return f"pypi:{self.pip.requirement}:{self.pip.member}"
 
@@ -123,6 +128,8 @@ def fetch_lexicons(names: Iterable[str]) -> dict[str, Path]:
     by_archive: dict[PipSource, dict[str, tuple[Path, str]]] = {}
     for spec in specs:
         local = _offline_copy(spec)
+        if spec.bundled is not None:  # shipped with the package, still sha256-checked
+            local = Path(str(files("rmvalues.lexicons").joinpath("data")))
         if spec.url is not None or local is not None:
             # fetch_url serves both: a download, or the offline copy named like the upstream file.
             out[spec.name] = fetch_url(spec.url or spec.filename, spec.sha256, spec.cache_path,

@@ -67,8 +67,10 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM
 
     from rmvalues.io import sha256_file
+    from rmvalues.models.validate import check_config_json, check_device, check_safetensors
 
     torch_dtype = _torch_dtype(dtype)
+    check_device(device)
     path = Path(model).expanduser()
     if path.is_dir():
         source, local = str(path), True
@@ -92,6 +94,9 @@ def load_causal_lm(
         info["gguf_file"] = gguf_file
         if local:
             info["gguf_sha256"] = sha256_file(path / gguf_file)
+    if path.is_dir() and gguf_file is None:
+        check_config_json(path)
+        check_safetensors(sorted(path.glob("*.safetensors")))
     tokenizer = load_tokenizer(source, revision=revision, chat_template=chat_template,
                                trust_remote_code=trust_remote_code, local_files_only=local,
                                gguf_file=gguf_file)

@@ -44,18 +44,45 @@ def dtype_name(dtype: str) -> str:
     return DTYPES[dtype]
 
 
-def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None) -> torch.dtype:
-    """Resolve a dtype name; by default (``None``/``"auto"``) fp32 on CPU and the published dtype
-    on accelerators."""
+def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None,
+                published: str | None = None) -> torch.dtype:
+    """Resolve a dtype name; by default fp32 on CPU, and on accelerators the checkpoint's own
+    (``published``: its config's torch_dtype) where the device supports it, else the registry's."""
     import torch
 
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is None or dtype == "auto":
-        name = "float32" if device == "cpu" else (spec.dtype if spec else "bfloat16")
+        if device == "cpu":
+            name = "float32"
+        else:
+            choices = [DTYPES.get(str(published)), DTYPES.get(spec.dtype) if spec else None,
+                       "bfloat16", "float16"]
+            name = next(c for c in choices if c is not None and _supported(c, device))
     else:
         name = dtype
     return getattr(torch, dtype_name(name))
+
+
+def _supported(name: str, device: str) -> bool:
+    """Whether ``device`` computes in dtype ``name`` (bfloat16 needs Ampere or newer on CUDA)."""
+    import torch
+
+    if name == "bfloat16" and device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return True
+
+
+def checkpoint_dtype(local_dir: Path) -> str | None:
+    """The dtype a checkpoint's ``config.json`` declares (``torch_dtype`` / ``dtype``), if any."""
+    import json
+
+    try:
+        config = json.loads((Path(local_dir) / "config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("torch_dtype") or config.get("dtype")
+    return value if isinstance(value, str) else None
 
 
 def default_device() -> str:
@@ -66,9 +93,11 @@ def default_device() -> str:
 
 def placement_device(device: str | None, device_map: str | None = None) -> str:
     """The device inputs go to: ``device``, else cuda when present (``device_map`` spreads the rest)."""
+    from rmvalues.models.validate import check_device
+
     if device_map is not None and device is not None:
         raise ModelError(f"give either --device ({device}) or device_map={device_map!r}, not both")
-    return device or default_device()
+    return check_device(device) or default_device()
 
 
 @dataclass
@@ -184,6 +213,9 @@ def weight_files(local_dir: Path) -> list[Path]:
                 "loading them can run arbitrary code; convert them to safetensors."
                 if pickles else "")
         raise ModelError(f"model folder {local_dir} has no .safetensors weights.{hint}")
+    from rmvalues.models.validate import check_safetensors
+
+    check_safetensors(files)
     return files
 
 
@@ -240,9 +272,13 @@ def _load_backbone(
     """The checkpoint's transformer body (``AutoModel``), with every body weight present."""
     from transformers import AutoConfig, AutoModel
 
+    from rmvalues.models.validate import check_config_json
+
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
+    else:
+        check_config_json(local_dir)
     try:
         config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError) as exc:
@@ -303,7 +339,8 @@ def resolve_model(model: str | Path, *, revision: str | None = None,
     spec = find_model(str(model))
     local_dir, resolved = resolve_source(model, revision, spec)
     device = placement_device(device, device_map)
-    resolved_dtype = torch_dtype(dtype, device=device, spec=spec)
+    resolved_dtype = torch_dtype(dtype, device=device, spec=spec,
+                                 published=checkpoint_dtype(local_dir))
     return ModelSource(
         spec=spec, local_dir=local_dir, revision=resolved,
         files=[local_dir / gguf_file] if gguf_file else weight_files(local_dir),
@@ -393,7 +430,10 @@ def load_reward_model(
 
         cls = head_class(head or (spec.head if spec else DEFAULT_HEAD))
         tensors = {} if gguf_file else read_head_tensors(files, cls.state_dict_prefixes)
-        head_module = cls.from_checkpoint(backbone.config, tensors)
+        config = backbone.config
+        if spec is not None and spec.head_config:  # head parameters the registry states
+            config = {**backbone.config.to_dict(), **spec.head_config}
+        head_module = cls.from_checkpoint(config, tensors)
     else:
         head_module = head
     if tokenizer is None:

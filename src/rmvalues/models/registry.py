@@ -9,8 +9,11 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from rmvalues.errors import ModelError
 
 
 class ModelSpec(BaseModel):
@@ -28,6 +31,10 @@ class ModelSpec(BaseModel):
     head: str = "sequence_classification"
     batch_size: int = 64
     released_scores: str | None = None
+    paper_dtype: str | None = None
+    paper_score: str | None = None
+    head_verified: bool = True
+    head_config: dict[str, Any] = {}
 
 
 @cache
@@ -45,3 +52,14 @@ def find_model(name: str) -> ModelSpec | None:
             return spec
     return None
 
+
+def get_model(name: str) -> ModelSpec:
+    """The registry entry of ``name``; :class:`ModelError` naming the known models if unknown."""
+    spec = find_model(name)
+    if spec is None:
+        raise ModelError(
+            f"{name!r} is not in the model registry; known: {', '.join(known_models())}. "
+            "Pass a hub id or local directory to load it with the generic loader, or add it to "
+            "rmvalues/models/registry.toml."
+        )
+    return spec

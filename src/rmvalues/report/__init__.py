@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "inputs_from_lm_values": "inputs",
     "screenshot": "browser",
     "write_report": "inputs",
+    "compare_figures": "facct",
+    "report_from_compare": "facct",
 }
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "FigureStyle",
     "ReportInputs",
     "TokenTable",
+    "compare_figures",
     "figure1",
     "figure2",
     "figure3",
@@ -62,6 +65,7 @@ __all__ = [
     "load_report_inputs",
     "panel_summary",
     "render_report",
+    "report_from_compare",
     "report_from_reproduce",
     "screenshot",
     "serif_font",

@@ -33,6 +33,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
     ("figures", "Figures"),
     ("statistics", "Statistics"),
+    ("facct", "FAccT 2025 analyses"),
     ("tokens", "Top and bottom tokens"),
     ("lexicons", "Lexicons"),
     ("prompts", "Prompt sets"),
@@ -64,12 +65,14 @@ class ReportInputs:
     checkpoints: pd.DataFrame | None = None  # Fig 4a / A5a
     ablations: pd.DataFrame | None = None  # Fig 4b / A5b
     rank_changes: pd.DataFrame | None = None  # Fig 5 / A6
+    search_results: pd.DataFrame | None = None  # response search (report.search)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # preformatted summaries by title
     lexicons: list[Any] = field(default_factory=list)  # names, LexiconInfo or dicts
     prompt_sets: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # per-figure keyword overrides
+    facct: Any = None  # a rmvalues.analysis.compare.CompareResult: the FAccT 2025 section
 
 
 @dataclass
@@ -85,7 +88,7 @@ class _Figure:
 def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle = DEFAULT_STYLE
                   ) -> tuple[list[FigureResult], list[str]]:
     """Draw every figure whose input is present; returns results and the names skipped."""
-    from rmvalues.report import lm_ranks, mwlr, rm_ranks, training
+    from rmvalues.report import lm_ranks, mwlr, rm_ranks, search, training
     from rmvalues.report._frames import families_in
 
     opts = inputs.options
@@ -120,6 +123,8 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
         ("Fig. A6", inputs.rank_changes, lambda: training.figure_a6(
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
+        ("Response search", inputs.search_results, lambda: search.search_figure(
+            inputs.search_results, style=style, out_dir=out_dir, **opts.get("search", {}))),
     ]
     appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
                      "Fig. A6": inputs.rank_changes}
@@ -213,10 +218,19 @@ def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>{more}')
 
 
+def _panel_note(panels: pd.DataFrame) -> str:
+    """What the panel table's effect sizes and permutation p are (analysis.panel_notes)."""
+    from rmvalues.analysis.hypothesis_tests import panel_notes
+
+    if not {"n_resamples", "correction", "d_rms"} <= set(panels.columns):
+        return ""
+    return "".join(f'<p class="note">{_html.escape(n)}</p>' for n in panel_notes(panels))
+
+
 def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
     """Panel tests as a reader wants them: estimate, SE, df, p (raw and corrected) and each
     effect size with its CI in one cell. Unknown layouts are shown unchanged."""
-    need = {"diff", "t", "df", "p_welch", "d_av", "d_av_lo", "d_av_hi"}
+    need = {"diff", "t", "df", "p_welch", "d_rms", "d_rms_lo", "d_rms_hi"}
     if not need <= set(panels.columns):
         return panels
     keys = [c for c in ("category", "framing") if c in panels.columns]
@@ -238,7 +252,8 @@ def panel_view(panels: pd.DataFrame) -> pd.DataFrame:
     for column in ("stars", "stars_welch", "stars_perm"):
         if column in panels.columns:
             view[column] = panels[column]
-    for kind in ("d_av", "hedges_g", "cohen_d"):
+    # d_rms: Cohen's d with averaged variances; d_av: Lakens' mean-of-SDs d (effect_sizes.EFFECT_NOTE)
+    for kind in ("d_rms", "d_av", "hedges_g", "cohen_d"):
         if {kind, f"{kind}_lo", f"{kind}_hi"} <= set(panels.columns):
             view[f"{kind} [95% CI]"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
                                         zip(panels[kind], panels[f"{kind}_lo"],
@@ -400,6 +415,8 @@ def render_report(
     for r in figures:
         r.close()
 
+    facct = _facct_section(inputs.facct, out, style) if inputs.facct is not None else None
+
     token_table: TokenTable | None = None
     if inputs.token_scores is not None and len(inputs.token_scores):
         try:
@@ -412,12 +429,17 @@ def render_report(
     if inputs.panel_tests is not None and len(inputs.panel_tests):
         title = (f"Panel tests, {inputs.lexicon_label} (Welch and permutation; corrected p; "
                  "effect sizes with bootstrap CIs)")
-        stats.append((title, table_html(panel_view(inputs.panel_tests))))
+        stats.append((title, table_html(panel_view(inputs.panel_tests)) + _panel_note(inputs.panel_tests)))
     if inputs.mfd_panel_tests is not None and len(inputs.mfd_panel_tests):
         stats.append((f"Panel tests, {inputs.mfd_label}",
-                      table_html(panel_view(inputs.mfd_panel_tests))))
+                      table_html(panel_view(inputs.mfd_panel_tests)) + _panel_note(inputs.mfd_panel_tests)))
     if inputs.lm_tests is not None and len(inputs.lm_tests):
         stats.append(("Log-prob rank tests (Fig. 2)", table_html(inputs.lm_tests)))
+    if inputs.search_results is not None and len(inputs.search_results):
+        from rmvalues.report.search import search_table
+
+        stats.append(("Response search: best responses and margins over the best single token",
+                      table_html(search_table(inputs.search_results))))
     for title, frame in inputs.tables.items():
         if frame is not None and len(frame):
             stats.append((title, table_html(frame)))
@@ -457,10 +479,30 @@ def render_report(
         prompt_sets=prompt_sets,
         manifests=manifests,
         manifest_table=manifest_table,
+        facct=facct,
     )
     target = out / "report.html"
     atomic_write_text(target, page)
     return target
+
+
+def _facct_section(result: Any, out: Path, style: FigureStyle) -> dict[str, Any]:
+    """Figures (drawn into ``out/figures``), tables and notes of a compare result."""
+    from rmvalues.analysis.compare import TABLES
+    from rmvalues.report.facct import compare_figures
+
+    drawn, skipped = compare_figures(result, style=style, out_dir=out / "figures")
+    figures = []
+    for r in drawn:
+        png_b64, width_px = _png(r, style)
+        figures.append(_Figure(id=r.name, title=r.title, caption=r.caption, png_b64=png_b64,
+                               width_px=width_px, files=[str(p.relative_to(out)) for p in r.paths.values()]))
+        r.close()
+    tables = [(f"{name}: {TABLES.get(name, '')}", table_html(frame))
+              for name, frame in result.tables.items() if frame is not None and len(frame)]
+    notes = list(result.notes) + ([f"not drawn: {'; '.join(skipped)}"] if skipped else [])
+    settings = ", ".join(f"{k} = {v}" for k, v in result.settings.items() if k != "prompts")
+    return {"figures": figures, "tables": tables, "notes": notes, "settings": settings}
 
 
 def _overview(inputs: ReportInputs) -> list[tuple[str, str]]:

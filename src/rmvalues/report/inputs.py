@@ -57,9 +57,10 @@ _FIELDS: dict[str, str] = {
     "ablations": "ablations",
     "rank_change": "rank_changes",
     "rank_changes": "rank_changes",
+    "search": "search_results",
 }
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
-                "coverage", "null_baselines")
+                "coverage", "null_baselines", "search_margins", "search_composition")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}
@@ -149,6 +150,12 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
                      if path.is_dir() else
                      [m for m in (folder / "manifest.json",
                                   path.with_name(path.stem + ".manifest.json")) if m.exists()])
+        tables = _table_files(folder) if path.is_dir() else [path]
+        if not (manifests or tables or any(folder.glob("*summary.txt"))):
+            raise InputError(
+                f"{path} holds no rmvalues output (no manifest, table or summary.txt), so the "
+                "report would be empty; pass a folder written by `rmvalues score`, `analyze "
+                "--out`, `reproduce --out`, `logprobs` or `implicit`.")
         for file in manifests:
             inputs.manifests[_run_name(file, folder)] = _read_manifest(file)
         for summary in sorted(folder.glob("*summary.txt")):
@@ -163,7 +170,7 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
                 inputs.mfd_label = lexicon_label(lexicon)
             else:
                 inputs.lexicon_label = lexicon_label(lexicon)
-        for file in _table_files(folder) if path.is_dir() else [path]:
+        for file in tables:
             field_name, stat_title = _field_for(file.stem, kind, _is_mfd(lexicon))
             if field_name is not None and getattr(inputs, field_name) is None:
                 setattr(inputs, field_name, _read_table(file))

@@ -139,13 +139,19 @@ def figure4b(
         frame["method"] = "BT"
     if methods is not None:
         frame = frame[frame["method"].isin(methods)]
-    chosen = _select_families(frame, families, "ablation table")
+    try:
+        chosen = _select_families(frame, families, "ablation table")
+    except InputError:  # a table without the main text's families is drawn with those it holds
+        chosen = _select_families(frame, None, "ablation table")
     frame = frame[frame["base"].isin(chosen)]
     run = ["base", "category", "data_size", "data_source", "method"]
     if "checkpoint" in frame.columns:  # the last checkpoint of each run
         last = frame.groupby(run, observed=True)["checkpoint"].transform("max")
         frame = frame[frame["checkpoint"] == last]
     points = frame.groupby(run, observed=True)["median_rank"].mean().reset_index()
+    if points.empty:  # e.g. no row has all of data_size, data_source, method
+        raise InputError("ablation table: no run has data_size, data_source and a median rank to "
+                         "draw; give every row its training set (see analysis/released.toml runs)")
     category_order = pick_order(points["category"], categories, (), "categories", sort=False)
     sources = pick_order(points["data_source"], None, (), "sources", sort=False)
     markers = {s: _MARKERS[i % len(_MARKERS)] for i, s in enumerate(sources)}

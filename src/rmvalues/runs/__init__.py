@@ -11,6 +11,7 @@ manifest's fields lives in this package, so all paths write the same files.
 
 from rmvalues.runs.keys import (
     ENGINE_VERSION,
+    PAPER_MODE_VERSION,
     run_fields,
     run_manifest_fields,
     shard_config,
@@ -22,6 +23,6 @@ from rmvalues.runs.plan import Plan, make_plan, plan
 from rmvalues.runs.spec import RunContext, RunSpec, Unit, early_candidates, probe_model
 from rmvalues.runs.worker import UnitWorker, score_shard
 
-__all__ = ["ENGINE_VERSION", "Plan", "RunContext", "RunSpec", "ScoreOptions", "Unit", "UnitWorker",
+__all__ = ["ENGINE_VERSION", "PAPER_MODE_VERSION", "Plan", "RunContext", "RunSpec", "ScoreOptions", "Unit", "UnitWorker",
            "early_candidates", "make_plan", "plan", "probe_model", "run_fields",
            "run_manifest_fields", "score_shard", "shard_config", "shard_key", "shard_manifest"]

@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Bump when a change to the engine changes the numbers it produces (invalidates stored shards).
 ENGINE_VERSION = 1
+#: Bump when paper mode's numbers change (v2: per-model dtype, head dtype, pad pooling, URM logit).
+PAPER_MODE_VERSION = 2
 
 
 def shard_config(rm: RewardModel, candidates: CandidateSet, *,
@@ -35,7 +37,7 @@ def shard_config(rm: RewardModel, candidates: CandidateSet, *,
         "provenance": rm.provenance(),
         "libraries": {k: versions.get(k) for k in ("torch", "transformers", "tokenizers")},
         "candidates": candidates.content_hash(),
-        "paper_compatible": paper_compatible,
+        "paper_compatible": paper_compatible and PAPER_MODE_VERSION,
     }
 
 
@@ -78,12 +80,15 @@ def run_fields(prompt_set: str, prompts: Sequence[tuple[str, str]], candidates: 
     }
 
 
-def run_manifest_fields(context: RunContext) -> dict[str, Any]:
+def run_manifest_fields(context: RunContext,
+                        scoring: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The fields every run's table manifest opens with: model provenance, engine, prompts, candidates.
 
-    ``rmvalues score`` and the executors' merge each append their own fields after these.
+    ``scoring``: how the score was read (:func:`~rmvalues.engines.paper_compat.score_fields`),
+    placed after the engine fields; ``rmvalues score`` records it (it holds the loaded head), the
+    executors' merge does not. Both append their own fields after these.
     """
     spec = context.spec
     return {**context.rm.provenance(), "engine": context.engine_name,
-            "engine_version": ENGINE_VERSION,
+            "engine_version": ENGINE_VERSION, **(scoring or {}),
             **run_fields(spec.prompt_set, spec.prompts, context.candidates, context.splits)}

@@ -62,6 +62,9 @@ class ScoreOptions(Options):
         "round trip).", flag="--paper-compatible"))
     trust_remote_code: bool = field(default=False, metadata=about(
         "Allow the model repository's own Python code to run.", flag="--trust-remote-code"))
+    truncate_candidates: bool = field(default=False, metadata=about(
+        "Cut candidates longer than the model's context instead of refusing them (counted in "
+        "the manifest).", flag="--truncate-candidates"))
     shard_size: int | None = field(default=None, metadata=about(
         "Candidates per unit (default: one unit per prompt); `score` then runs as a plan of "
         "units."))
@@ -77,6 +80,12 @@ class ScoreOptions(Options):
         from rmvalues.runs.scorers import SCORERS
 
         SCORERS.check(self.backend)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1 (got {self.batch_size}); omit it "
+                             "for the default")
+        if self.truncate_candidates and self.backend != "engine":
+            raise InputError(f"--truncate-candidates needs the engine backend (got "
+                             f"{self.backend!r}); shorten the candidates instead")
         if self.vllm is not None:
             from rmvalues.engines.vllm import vllm_options
 
@@ -117,6 +126,9 @@ class LogprobOptions(Options):
     name: str | None = field(default=None, metadata=about("Model name stored in the table."))
     trust_remote_code: bool = field(default=False, metadata=about(
         "Allow the model repository's own Python code to run.", flag="--trust-remote-code"))
+    drop_nonfinite: bool = field(default=False, metadata=about(
+        "Leave out prompts whose log-probs are NaN/inf instead of refusing the run (listed in "
+        "the manifest).", flag="--drop-nonfinite"))
 
 
 def cli_fields(options: type) -> list[tuple[str, Any, Any, str, str | None]]:

@@ -44,8 +44,12 @@ class Plan:
         return self.store is not None and self.shard_path(unit).exists()
 
     def load(self, unit: Unit) -> pd.DataFrame | None:
-        """``unit``'s finished shard, or ``None``."""
-        return self.store.load(unit.prompt_id, unit.key) if self.store is not None else None
+        """``unit``'s finished shard, or ``None`` (also when the stored shard fails verification
+        against its manifest: key, prompt, row count, candidate hash, checksum)."""
+        if self.store is None:
+            return None
+        return self.store.load(unit.prompt_id, unit.key, rows=unit.size,
+                               expect={"candidates": self.context.unit_config(unit)["candidates"]})
 
     def done(self) -> list[Unit]:
         return [u for u in self.units if self.is_done(u)]
@@ -87,15 +91,18 @@ class Plan:
                 + ("; merged table written" if e["merged"] else ""))
 
 
-def make_plan(spec: RunSpec, out: str | Path | None, *, rm: Any = None) -> Plan:
+def make_plan(spec: RunSpec, out: str | Path | None, *, rm: Any = None,
+              lock: bool = False) -> Plan:
     """The plan of ``spec`` in ``out``; with ``rm`` (a loaded model) its keys are the workers' own,
     otherwise the model is probed (config, tokenizer, meta-device body; no weights). Without
-    ``out`` nothing is stored and every unit remains."""
+    ``out`` nothing is stored and every unit remains. ``lock`` holds the output folder's lock
+    (released by ``plan.store.release()``), so a second run into it fails at once."""
     from rmvalues.runs.spec import RunContext, probe_model
     from rmvalues.store.shards import ShardStore
 
     context = RunContext(spec, rm if rm is not None else probe_model(spec))
-    return Plan(context=context, store=ShardStore(out, context.model) if out is not None else None)
+    return Plan(context=context,
+                store=ShardStore(out, context.model, lock=lock) if out is not None else None)
 
 
 def plan(model: str | Path, prompts: Any = "paper-54", candidates: Any = "vocab",

@@ -1,7 +1,8 @@
 """The scorers a run can use, registered by name: one interface, no backend branches.
 
-A scorer is built from a spec and a model and exposes ``rm``, ``score_prompt(split, candidates,
-on_batch)`` and ``score_conversations(ids, on_batch)``. A registration provides ``model(spec,
+A scorer is built from a spec and a model and exposes ``rm`` (the model as it scores, which a
+worker then holds), ``truncated`` (candidates cut to the context so far), ``score_prompt(split,
+candidates, on_batch)`` and ``score_conversations(ids, on_batch)``. A registration provides ``model(spec,
 device)``, what the worker holds (a loaded model, or a weightless probe when the scorer loads its
 own weights), and ``build(spec, rm, llm)``, the scorer itself.
 """
@@ -33,10 +34,20 @@ class TransformersScorer:
 
     @staticmethod
     def build(spec: RunSpec, rm: Any, llm: Any = None) -> Any:
+        """The engine over ``rm``; in paper mode over the paper's head copy (score definition,
+        head dtype) with transformers' pad pooling, as the published scorer ran it."""
+        from rmvalues.engines import paper_compat
         from rmvalues.engines.score import Engine
 
+        pool = None
+        if spec.paper_compatible:
+            rm = paper_compat.paper_model(rm)
+            pool = paper_compat.paper_pooling(rm)
         batch = spec.batch_size or (rm.spec.batch_size if getattr(rm, "spec", None) else 64)
-        return Engine(rm, batch_size=batch, mode="full" if spec.paper_compatible else spec.mode)
+        engine = Engine(rm, batch_size=batch, mode="full" if spec.paper_compatible else spec.mode,
+                        pool=pool)
+        engine.truncate = spec.truncate_candidates
+        return engine
 
 
 SCORERS.register("vllm", "rmvalues.engines.vllm:VllmScorer")

@@ -53,6 +53,10 @@ class RunSpec(ScoreOptions):
             candidates = tuple(candidates)
         if options.get("chat_template") is not None:
             options["chat_template"] = str(options["chat_template"])
+        if options.get("paper_compatible"):  # the paper's dtype for the model, as score() loads it
+            from rmvalues.engines.paper_compat import paper_dtype
+
+            options["dtype"] = paper_dtype(model, options.get("dtype"))
         return cls(model=str(model), prompts=tuple(pairs), candidates=candidates,
                    prompt_set=set_name, **ScoreOptions.pick(options))
 
@@ -164,6 +168,8 @@ class RunContext:
         from rmvalues.runs.keys import shard_config
 
         config = shard_config(self.rm, candidates, paper_compatible=self.spec.paper_compatible)
+        if self.spec.truncate_candidates:  # cut candidates change the numbers: keyed apart
+            config["truncate_candidates"] = True
         if self.spec.backend != "engine":  # other kernels, other numbers: never the engine's shards
             config["backend"] = self.spec.backend
         return config

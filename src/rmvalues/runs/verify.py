@@ -35,11 +35,13 @@ def verify_scores(
 
     ``tolerance`` defaults by the model's dtype (:data:`VERIFY_TOLERANCE`).
     """
+    from rmvalues.engines.paper_compat import paper_pooling
     from rmvalues.engines.reference import reference_score
     from rmvalues.runs.worker import conversations
 
     if tolerance is None:
         tolerance = VERIFY_TOLERANCE.get(rm.provenance()["dtype"], 1e-1)
+    pool = paper_pooling(rm) if paper_compatible else None
     rng = np.random.default_rng(seed)
     prompt_ids = list(splits)
     rows = rng.choice(len(table), size=min(n, len(table)), replace=False)
@@ -49,7 +51,7 @@ def verify_scores(
         prompt_id = prompt_ids[prompt_index]
         one = candidates.subset([cand_index])
         conversation = conversations(rm, splits[prompt_id], one, paper_compatible)
-        ref = float(reference_score(rm, conversation)[0])
+        ref = float(reference_score(rm, conversation, pool)[0])
         fast = float(table["score"].iloc[int(row)])
         delta = abs(ref - fast)
         if not delta <= worst[0]:

@@ -40,7 +40,8 @@ class UnitWorker:
     """Loads the run's model once and scores the units it is asked for, writing their shards."""
 
     def __init__(self, spec: RunSpec | str, out: str | Path | None, *, rm: Any = None,
-                 device: str | None = None, llm: Any = None, record_units: bool = True) -> None:
+                 device: str | None = None, llm: Any = None, record_units: bool = True,
+                 lock: bool = False) -> None:
         from rmvalues.runs.plan import make_plan
         from rmvalues.runs.scorers import make_scorer, run_model
 
@@ -49,9 +50,10 @@ class UnitWorker:
         self.record_units = record_units
         if rm is None:
             rm = run_model(self.spec, device)
-        self.rm = rm
-        self.plan = make_plan(self.spec, out, rm=rm)
         self.engine = make_scorer(self.spec, rm, llm=llm)
+        #: The model as the scorer runs it (paper mode: the paper's head copy).
+        self.rm = self.engine.rm
+        self.plan = make_plan(self.spec, out, rm=self.rm, lock=lock)
 
     def score_unit(self, unit: Unit, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
         """Score one unit; write its shard when the run has an output directory."""

@@ -153,21 +153,17 @@ def save_run(run: LogprobRun, out_dir: str | Path, *, vocabulary: pd.DataFrame |
     """Write ``out_dir/logprobs.parquet`` (+ manifest) and ``out_dir/vocabulary.parquet``."""
     import pyarrow.parquet as pq
 
-    from rmvalues.io import atomic_path
+    from rmvalues.io import staged_folder
     from rmvalues.store.manifest import build_manifest, manifest_path, write_manifest
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if vocabulary is not None:
-        with atomic_path(out_dir / VOCAB_FILE) as tmp:
-            vocabulary.to_parquet(tmp, index=False)
     fields = {"model": run.model, "prompt_ids": run.prompt_ids, "n_tokens": len(run.token_ids),
               **run.meta, **manifest_fields}
-    path = out_dir / RESULTS_FILE
-    with atomic_path(path) as tmp:
-        pq.write_table(run.to_arrow(), tmp)
-        write_manifest(manifest_path(path), build_manifest(MANIFEST_KIND, **fields))
-    return path
+    with staged_folder(out_dir, MANIFEST_KIND) as stage:
+        if vocabulary is not None:
+            vocabulary.to_parquet(stage / VOCAB_FILE, index=False)
+        pq.write_table(run.to_arrow(), stage / RESULTS_FILE)
+        write_manifest(manifest_path(stage / RESULTS_FILE), build_manifest(MANIFEST_KIND, **fields))
+    return Path(out_dir) / RESULTS_FILE
 
 
 def load_run(path: str | Path, *, model: str | None = None) -> LogprobRun:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues import __version__
 from rmvalues.errors import StoreError
-from rmvalues.io import atomic_path, atomic_write_text
+from rmvalues.io import atomic_path, atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,7 +194,9 @@ def write_results(frame: pd.DataFrame, path: str | Path, manifest: RunManifest) 
     table = results_table(frame)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        write_manifest(manifest_path(path), manifest)
+        # What the table must hold when read back (a resumed run checks it, see ShardStore.load).
+        fields = {**manifest.fields, "rows": table.num_rows, "content_sha256": sha256_file(tmp)}
+        write_manifest(manifest_path(path), dataclasses.replace(manifest, fields=fields))
     return path
 
 
@@ -205,4 +207,11 @@ def read_results(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no results at {path}")
-    return pq.read_table(path).to_pandas()
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, ValueError) as exc:  # ArrowInvalid (a ValueError) for truncated/garbage files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(
+            f"{path} is not a readable Parquet table ({first}); it is truncated or not a results "
+            "file. Re-run the stage that wrote it, or pass another file."
+        ) from None

@@ -34,21 +34,24 @@ def head_class(head_type: str) -> type[RewardHead]:
 
 
 def score_full_sequences(
-    head: RewardHead, hidden_states: torch.Tensor, input_ids: Sequence[Sequence[int]]
+    head: RewardHead, hidden_states: torch.Tensor, input_ids: Sequence[Sequence[int]],
+    positions: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Scores ``[B]`` from full, unpadded conversations: the slow path prefix caching must match.
 
     ``hidden_states`` ``[B, T, H]`` are the backbone's final states for ``input_ids`` ``[B, T]``
-    (equal lengths, no padding). The head reads the last position, and gating heads the position
-    their original code searches in the WHOLE sequence, as the remote code does.
+    (equal lengths, no padding). The head reads the last position (or ``positions``, one per row:
+    paper mode's pad pooling), and gating heads the position their original code searches in the
+    WHOLE sequence, as the remote code does.
     """
-    last = hidden_states[:, -1]
+    rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+    last = (hidden_states[:, -1] if positions is None else
+            hidden_states[rows, torch.tensor(list(positions), device=hidden_states.device)])
     if not head.needs_prompt_state:
         return head(last)
-    rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
-    positions = torch.tensor([head.prompt_position(list(map(int, ids))) for ids in input_ids],
-                             device=hidden_states.device)
-    return head(last, hidden_states[rows, positions])
+    gate_at = torch.tensor([head.prompt_position(list(map(int, ids))) for ids in input_ids],
+                           device=hidden_states.device)
+    return head(last, hidden_states[rows, gate_at])
 
 
 __all__ = ["HEAD_TYPES", "RewardHead", "head_class", "score_full_sequences"]

@@ -84,8 +84,10 @@ def load_exact(head: torch.nn.Module, tensors: Mapping[str, torch.Tensor], name:
     head.eval()
 
 
-def as_f32(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor if tensor.dtype == torch.float32 else tensor.to(torch.float32)
+def cast_like(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in the head's compute dtype (its weights' dtype: float32 unless a paper-mode run
+    moved the head to the backbone dtype, as the original heads ran)."""
+    return tensor if tensor.dtype == like.dtype else tensor.to(like.dtype)
 
 
 def last_occurrence(ids: Sequence[int], pattern: Sequence[int]) -> int | None:

@@ -16,7 +16,8 @@ contains the pattern would move the gate into the response. ``prompt_position`` 
 list, so callers can check ``prompt_position(full_ids) == prompt_position(prefix_ids)`` and fall
 back to a full forward when it does not hold (it always holds for a single-token response).
 
-The original computes in the backbone dtype (bf16 in practice); we compute in float32.
+The original computes in the backbone dtype (bf16 in practice); we compute in float32, except in
+paper mode, which moves the head to the backbone dtype as the original ran.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from torch import nn
 
 from rmvalues.errors import ModelError
 from rmvalues.models.heads._common import (
-    as_f32,
+    cast_like,
     config_value,
     find_gating_position,
     gating_pattern_for,
@@ -69,6 +70,7 @@ class ArmoRMHead(RewardHead):
     ``reward_transform_matrix``, ``gating.logit_scale``, ``gating.layers.{i}.weight|bias``)."""
 
     head_type: ClassVar[str] = "armorm"
+    score_definition: ClassVar[str] = "sum(gate * transformed objective rewards)"
     needs_prompt_state: ClassVar[bool] = True
     state_dict_prefixes: ClassVar[tuple[str, ...]] = (
         "regression_layer.",
@@ -90,14 +92,14 @@ class ArmoRMHead(RewardHead):
 
     def gate(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
         """Objective weights ``[B, O]`` from the prompt state (compute once per prompt)."""
-        return self.gating(as_f32(prompt_hidden))
+        return self.gating(cast_like(prompt_hidden, self.regression_layer.weight))
 
     def forward(
         self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
     ) -> torch.Tensor:
         if prompt_hidden is None:
             raise ModelError("ArmoRM head needs the prompt state (hidden state at prompt_position)")
-        rewards = self.regression_layer(as_f32(last_hidden)) @ self.reward_transform_matrix
+        rewards = self.regression_layer(cast_like(last_hidden, self.regression_layer.weight)) @ self.reward_transform_matrix
         # a single prompt state [1, H] broadcasts over a batch of candidates of the same prompt
         return (self.gate(prompt_hidden) * rewards).sum(dim=-1)
 

@@ -18,7 +18,8 @@ from torch import nn
 class RewardHead(nn.Module):
     """Maps final hidden states ``[B, H]`` (and optionally a prompt state ``[B, H]``) to scores ``[B]``.
 
-    Heads compute in float32 whatever the backbone dtype. ``state_dict_prefixes`` lists the key
+    Heads compute in float32 whatever the backbone dtype (paper mode moves them to the backbone
+    dtype, as the originals ran). ``state_dict_prefixes`` lists the key
     prefixes of this head's weights in the real checkpoint, so loaders can split a checkpoint into
     backbone and head without knowing the head type.
     """
@@ -29,6 +30,8 @@ class RewardHead(nn.Module):
     #: scores whole conversations instead of reusing the prompt's cached prefix, and says so).
     supports_prefix_cache: ClassVar[bool] = True
     state_dict_prefixes: ClassVar[tuple[str, ...]] = ()
+    #: What the score is, in words the manifest records (``score_definition``).
+    score_definition: str = "the head's published score"
 
     def prompt_position(self, prefix_ids: Sequence[int]) -> int:
         """Index into the prefix of the hidden state that conditions the head (gating heads only)."""

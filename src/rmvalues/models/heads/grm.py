@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from rmvalues.errors import ModelError
-from rmvalues.models.heads._common import as_f32, config_value, indices, load_exact, select
+from rmvalues.models.heads._common import cast_like, config_value, indices, load_exact, select
 from rmvalues.models.heads.base import RewardHead
 
 
@@ -51,6 +51,7 @@ class GRMValueHead(RewardHead):
     """GRM's value head (real keys: ``v_head.summary.{0,2}.weight|bias`` for the 1-layer MLP)."""
 
     head_type: ClassVar[str] = "grm_value_head"
+    score_definition: ClassVar[str] = "v_head(h)"
     state_dict_prefixes: ClassVar[tuple[str, ...]] = ("v_head.",)
 
     def __init__(self, v_head: ValueHead):
@@ -60,7 +61,7 @@ class GRMValueHead(RewardHead):
     def forward(
         self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.v_head(as_f32(last_hidden)).squeeze(-1)
+        return self.v_head(cast_like(last_hidden, next(self.v_head.parameters()))).squeeze(-1)
 
     @classmethod
     def from_checkpoint(cls, config: object, state_dict: Mapping[str, torch.Tensor]) -> GRMValueHead:

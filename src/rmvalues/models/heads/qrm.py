@@ -20,8 +20,13 @@ it comes from a public third-party re-implementation that lists the checkpoint's
 the last, no transform matrix (identity), and the Gemma-2 pattern
 ``<end_of_turn>\\n<start_of_turn>model\\n``. The architecture is therefore read from the
 checkpoint's keys (Linear where a 2-D ``weight`` is, BatchNorm where ``running_mean`` is, ReLU
-right after a hidden Linear, identity (eval-mode Dropout) elsewhere) rather than hard-coded, and
-the gating temperature comes from the config (``gating_temperature``, default 10 as in the code).
+right after a hidden Linear, identity (eval-mode Dropout) elsewhere) rather than hard-coded. Every
+other head parameter must be stated, never defaulted (the ports disagree: one defaults the gating
+temperature to 1, another to 10): ``gating_temperature`` and ``num_quantiles`` from the config, the
+gating token pattern from ``gating_token_pattern`` (the Llama-3 one, from the verified Llama code,
+only for a Llama backbone), and a checkpoint without ``reward_transform_matrix`` needs
+``identity_reward_transform = true``. The registry's ``head_config`` can state them; until this
+head is checked against the real QRM-Gemma-2-27B weights the registry marks it unverified.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch import nn
 
 from rmvalues.errors import ModelError
 from rmvalues.models.heads._common import (
-    as_f32,
+    cast_like,
     config_value,
     find_gating_position,
     gating_pattern_for,
@@ -64,6 +69,17 @@ def _layer_kinds(tensors: Mapping[str, torch.Tensor]) -> list[str]:
     if kinds[-1] != "linear":
         raise ModelError(f"QRM head: the last gating layer is a {kinds[-1]}, expected a Linear")
     return kinds
+
+
+def _stated(config: object, name: str) -> float:
+    """A head parameter the config must state: the QRM ports disagree on every default."""
+    value = config_value(config, name)
+    if value is None:
+        raise ModelError(
+            f"QRM head: the config states no {name}; refusing to guess it (the public ports of "
+            "this head disagree on the default). Add it to the model's config.json, or to "
+            "`head_config` of the model in rmvalues/models/registry.toml.")
+    return value
 
 
 class QuantileGating(nn.Module):
@@ -101,6 +117,7 @@ class QRMHead(RewardHead):
     checkpoint has one)."""
 
     head_type: ClassVar[str] = "qrm"
+    score_definition: ClassVar[str] = "sum(gate * mean over quantiles of each objective)"
     needs_prompt_state: ClassVar[bool] = True
     state_dict_prefixes: ClassVar[tuple[str, ...]] = (
         "regression_layer.",
@@ -126,11 +143,11 @@ class QRMHead(RewardHead):
 
     def gate(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
         """Objective weights ``[B, O]`` from the prompt state (compute once per prompt)."""
-        return self.gating(as_f32(prompt_hidden))
+        return self.gating(cast_like(prompt_hidden, self.regression_layer.weight))
 
     def expected_rewards(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """Per-objective expected reward ``[B, O]``: the mean over quantiles, transformed."""
-        quantiles = self.regression_layer(as_f32(last_hidden))
+        quantiles = self.regression_layer(cast_like(last_hidden, self.regression_layer.weight))
         expected = quantiles.reshape(-1, self.num_objectives, self.num_quantiles).mean(dim=-1)
         if self.reward_transform_matrix is not None:
             expected = expected @ self.reward_transform_matrix
@@ -152,8 +169,7 @@ class QRMHead(RewardHead):
                   for i, kind in enumerate(kinds) if kind in ("linear", "batchnorm")}
         biases = {i for i, kind in enumerate(kinds)
                   if kind == "linear" and f"gating.layers.{i}.bias" in tensors}
-        gating = QuantileGating(kinds, shapes, biases,
-                                config_value(config, "gating_temperature", 10))
+        gating = QuantileGating(kinds, shapes, biases, _stated(config, "gating_temperature"))
         rows, hidden = tensors["regression_layer.weight"].shape
         objectives = gating.layers[-1].out_features
         if rows % objectives:
@@ -162,14 +178,26 @@ class QRMHead(RewardHead):
                 f"{objectives} objectives; the checkpoint does not fit this architecture"
             )
         quantiles = rows // objectives
-        declared = config_value(config, "num_quantiles")
-        if declared is not None and int(declared) != quantiles:
+        declared = _stated(config, "num_quantiles")
+        if int(declared) != quantiles:
             raise ModelError(
                 f"QRM head: config.num_quantiles={declared} but the checkpoint holds {quantiles} "
                 f"quantiles per objective ({rows} / {objectives}); the config and weights differ"
             )
+        transform = "reward_transform_matrix" in tensors
+        if not transform and not config_value(config, "identity_reward_transform", False):
+            raise ModelError(
+                "QRM head: the checkpoint has no reward_transform_matrix and the config does not "
+                "say the transform is the identity; state `identity_reward_transform = true` (in "
+                "config.json or the registry's head_config) once checked against the original code")
+        if config_value(config, "gating_token_pattern") is None and not str(
+                config_value(config, "model_type", "")).startswith("llama"):
+            raise ModelError(
+                "QRM head: the config states no gating_token_pattern (the token ids whose last "
+                "occurrence the gate reads) and only the Llama-3 one is known from the original "
+                "code; state it in config.json or the registry's head_config")
         head = cls(int(config_value(config, "hidden_size", hidden)), quantiles, gating,
-                   "reward_transform_matrix" in tensors, gating_pattern_for(config))
+                   transform, gating_pattern_for(config))
         load_exact(head, tensors, "QRM")
         return head
 

@@ -19,7 +19,10 @@ from rmvalues.models.heads.base import RewardHead
 
 
 class SequenceClassificationHead(RewardHead):
-    """One linear map from the final hidden state to a scalar reward, in float32."""
+    """One linear map from the final hidden state to a scalar reward, in float32 (paper mode: in
+    the backbone dtype, as transformers ran it)."""
+
+    score_definition: ClassVar[str] = "score.weight @ h (logits[:, 0])"
 
     head_type: ClassVar[str] = "sequence_classification"
     state_dict_prefixes: ClassVar[tuple[str, ...]] = ("score.",)
@@ -44,7 +47,7 @@ class SequenceClassificationHead(RewardHead):
     def forward(
         self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
     ) -> torch.Tensor:
-        out = last_hidden.to(torch.float32) @ self.weight[0]
+        out = last_hidden.to(self.weight.dtype) @ self.weight[0]
         return out if self.bias is None else out + self.bias[0]
 
     @classmethod

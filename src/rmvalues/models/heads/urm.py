@@ -21,6 +21,11 @@ the gate), the other restating the gating network "matching original URM gating 
 last-token state. The layer sizes and biases are read from the checkpoint's keys, so only the
 activation (SELU), the mean/uncertainty interleaving and the absence of a gate softmax are assumed.
 URM's gate reads the last token, not the prompt, so no prompt state is needed.
+
+The paper's released URM scores are NOT this: its scorer loaded the checkpoint without
+``trust_remote_code``, so transformers built a plain ``LlamaForSequenceClassification`` from the
+config (10 labels) and dropped the gate; ``logits[:, 0]`` was then the first attribute's mean alone.
+``--paper-compatible`` computes that (``first_logit_only``); the default keeps the gated score.
 """
 
 from __future__ import annotations
@@ -32,7 +37,14 @@ import torch
 from torch import nn
 
 from rmvalues.errors import ModelError
-from rmvalues.models.heads._common import as_f32, config_value, indices, load_exact, require, select
+from rmvalues.models.heads._common import (
+    cast_like,
+    config_value,
+    indices,
+    load_exact,
+    require,
+    select,
+)
 from rmvalues.models.heads.base import RewardHead
 
 NUM_ATTRIBUTES = 5  # HelpSteer2: helpfulness, correctness, coherence, complexity, verbosity
@@ -65,15 +77,28 @@ class URMHead(RewardHead):
         self.score = nn.Linear(hidden_size, num_labels, bias=score_bias)
         self.weights = gate
 
+    #: The paper's scorer loaded URM without trust_remote_code: transformers then built its own
+    #: LlamaForSequenceClassification (10 labels, no bias, gate weights dropped as unexpected keys),
+    #: and the paper's score is its logits[:, 0] - the first attribute's mean alone.
+    first_logit_only: bool = False
+
+    @property
+    def score_definition(self) -> str:  # type: ignore[override]
+        if self.first_logit_only:
+            return "logits[:, 0]: first attribute mean, no gate (paper's scorer, no remote code)"
+        return "sum(attribute means * gate): the model card's gated logits[:, 0]"
+
     def attribute_means(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """The five attribute means ``[B, 5]`` (even outputs of ``score``; odd ones are the
         uncertainty parameters)."""
-        return self.score(as_f32(last_hidden))[:, 0::2]
+        return self.score(cast_like(last_hidden, self.score.weight))[:, 0::2]
 
     def forward(
         self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
     ) -> torch.Tensor:
-        h = as_f32(last_hidden)
+        h = cast_like(last_hidden, self.score.weight)
+        if self.first_logit_only:  # transformers' score layer has no bias: the checkpoint's is dropped too
+            return torch.nn.functional.linear(h, self.score.weight[:1]).squeeze(-1)
         return (self.attribute_means(h) * self.weights(h)).sum(dim=-1)
 
     @classmethod

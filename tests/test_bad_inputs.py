@@ -314,8 +314,8 @@ def _nan_lm(tmp_path, token_text=None):
 
 
 def test_logprobs_with_nan_weights_is_refused_or_dropped(tmp_path, capsys):
-    from rmvalues.store.logprob_runs import load_run
     from rmvalues.prompts import load_prompt_set
+    from rmvalues.store.logprob_runs import load_run
 
     out = tmp_path / "out"
     code, first, _ = _cli(capsys, "logprobs", "--model", _nan_lm(tmp_path), "--kind", "pretrained",

@@ -343,7 +343,7 @@ def test_logprobs_with_nan_weights_is_refused_or_dropped(tmp_path, capsys):
 
 
 def _save_lp(folder, model, tokens, matrix, prompts=("a", "b")):
-    from rmvalues.engines.logprobs import LogprobRun, save_run
+    from rmvalues.store.logprob_runs import LogprobRun, save_run
 
     save_run(LogprobRun(model=model, prompt_ids=list(prompts), token_ids=np.arange(len(tokens)),
                         tokens=list(tokens), normalized=[t.strip().lower() for t in tokens],

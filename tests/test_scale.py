@@ -182,6 +182,24 @@ def test_bad_inputs_are_named(tmp_path):
                                   device_map="auto"))
 
 
+def test_truncate_candidates_keys_units_apart_as_score_does(tmp_path):
+    """--truncate-candidates (a ScoreOptions field): plan, executors and score() key its shards
+    apart from a plain run's, and the same way; bad option values fail before any loading."""
+    from rmvalues.errors import InputError
+
+    plain = make_plan(spec(), None)
+    cut = make_plan(spec(truncate_candidates=True), None)
+    assert all(a.key != b.key for a, b in zip(plain.units, cut.units, strict=True))
+    scored = score(tiny_rm("llama"), PROMPTS, CANDIDATES, tmp_path, truncate_candidates=True)
+    assert scored.manifest["shard_keys"] == {u.prompt_id: u.key for u in cut.units}
+    assert scored.manifest["truncated_candidates"] == 0  # nothing here is too long to score
+    assert RunSpec.from_json(spec(truncate_candidates=True).to_json()).truncate_candidates
+    with pytest.raises(InputError, match="--batch-size must be at least 1"):
+        spec(batch_size=0)
+    with pytest.raises(InputError, match="needs the engine backend"):
+        spec(truncate_candidates=True, backend="vllm")
+
+
 def test_spec_round_trips_through_json():
     run_spec = RunSpec.build(str(tiny_rm_dir("llama")), PROMPTS, ["good", "kind"], shard_size=5)
     assert RunSpec.from_json(run_spec.to_json()) == run_spec

@@ -35,8 +35,9 @@ def load(seed: int = 0, dtype: str = "float32", attn: str | None = None, folder=
 
 
 def hub_like(seed: int, revision: str):
-    """A hub model at a pinned revision: provenance is the revision, not a file fingerprint."""
-    return dataclasses.replace(load(seed), revision=revision, fingerprint=None)
+    """One hub id at two pinned revisions (other weights): the revision is all that differs."""
+    return dataclasses.replace(load(seed), source="owner/tiny-rm", revision=revision,
+                               fingerprint=None)
 
 
 def other_head():

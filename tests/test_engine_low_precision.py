@@ -158,3 +158,16 @@ def test_top_and_bottom_100_agree_between_the_paths(family, monkeypatch):
         reordered, _ = fast_and_reference(rm, n=600)
         top, bottom = _agreement(reordered, ref)  # measured: (100, 100)
         assert top >= 95 and bottom >= 95
+
+
+def test_verify_tolerance_is_relative_to_the_score_spread(tmp_path):
+    from rmvalues.api import default_verify_tolerance, score
+
+    result = score(load("gemma", "sequence_classification", "bfloat16"), {"p": PROMPT},
+                   "vocab:0-63", tmp_path, verify=8)
+    check = result.manifest["verify"]
+    spread = float(np.std(result.table["score"].to_numpy(np.float64)))
+    assert check["tolerance"] == pytest.approx(VERIFY_TOLERANCE["bfloat16"] * spread)
+    assert check["n"] == 8 and check["max_abs_diff"] <= FAST_VS_REFERENCE * spread
+    assert default_verify_tolerance("float16", [2.0, 2.0]) == VERIFY_TOLERANCE["float16"]
+    assert default_verify_tolerance("float32", [0.0, 2.0]) == pytest.approx(1e-4)

@@ -35,7 +35,7 @@ def test_tampered_local_copy_is_refused(shared_dir, tmp_path, monkeypatch):
     shutil.copytree(shared_dir / "paper-data" / BIG2, local)
     victim = min(local.glob("*.csv"))
     victim.write_text(victim.read_text().replace("accuracy", "accurac", 1))
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError, match=r"sha256 is [0-9a-f]{64}, expected"):
         fetch_dataset("big2-nouns", tmp_path / "data")
 
 

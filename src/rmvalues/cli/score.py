@@ -30,7 +30,7 @@ def score_command(
     verify: Annotated[int, typer.Option(
         help="Re-score N random pairs through the reference path; fail on a mismatch.")] = 0,
     verify_tolerance: Annotated[float | None, typer.Option(
-        help="Max |fast - reference| for --verify (default by dtype).")] = None,
+        help="Max |fast - reference| for --verify (default: by dtype, times the scores' std).")] = None,
     date_string: Annotated[str, typer.Option(
         help='"Today Date" for Llama-3.1/3.2 templates (recorded in the manifest).')] = "26 Jul 2024",
     chat_template: Annotated[str | None, typer.Option(

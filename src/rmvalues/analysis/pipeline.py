@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues.analysis.mixed import PAPER_FORMULA
 from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy
-from rmvalues.errors import InputError
+from rmvalues.errors import AnalysisError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from rmvalues.analysis.mixed import MixedModelResult
+    from rmvalues.analysis.sensitivity import SensitivityResult
 
 
 @dataclass
@@ -37,6 +38,7 @@ class AnalysisResult:
     panels: pd.DataFrame | None = field(default=None, repr=False)
     topk: pd.DataFrame | None = field(default=None, repr=False)
     null: pd.DataFrame | None = field(default=None, repr=False)
+    sensitivity: SensitivityResult | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -52,6 +54,8 @@ class AnalysisResult:
             out["topk"] = self.topk
         if self.null is not None:
             out["null_baselines"] = self.null
+        if self.sensitivity is not None:
+            out.update(self.sensitivity.tables())
         return out
 
     def summary_text(self) -> str:
@@ -71,6 +75,8 @@ class AnalysisResult:
             for r in self.null.itertuples():
                 lines.append(f"  {r.kind:<16} observed {r.observed:10.3f}  null 95% {r.null_q95:10.3f}  "
                              f"percentile {r.percentile:5.1f}  p = {r.p_value:.3g} ({r.n_draws} draws)")
+        if self.sensitivity is not None:
+            lines += self.sensitivity.summary_lines()
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -134,12 +140,18 @@ def analyze(
     null_draws: int = 0,
     ci_method: str = "percentile",
     anova_type: str = "sequential",
+    prompts: Any = None,
+    sensitivity: bool = False,
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
     (``null_draws`` random item sets and label shuffles, see :mod:`rmvalues.analysis.null`).
 
     ``lexicon`` is a built-in name, a file path, or a :class:`~rmvalues.lexicons.Lexicon`.
+    ``prompts``: the prompt set(s) the runs were scored on (default paper-54), whose factors the
+    units carry. ``sensitivity``: also estimate how the base-family gap varies with the prompt
+    (:mod:`rmvalues.analysis.sensitivity`); units without a framing (neutral controls) are then
+    left out of the paper's mixed model and panel tests only.
     """
     import pandas as pd
 
@@ -157,10 +169,17 @@ def analyze(
     scores = pd.concat([read_run(r) for r in runs], ignore_index=True)
     ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge)
     multi = scores["model"].nunique() > 1
-    units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
+    unit_prompts = "paper-54"
+    if prompts is not None:
+        from rmvalues.analysis.gap import combined_prompt_set
+
+        unit_prompts = combined_prompt_set(prompts)
+    units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None,
+                              prompts=unit_prompts)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
                 "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
-                "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
+                "merge": dict(merge) if merge else None, "policy": policy.to_dict(),
+                "prompts": getattr(unit_prompts, "name", unit_prompts), "sensitivity": sensitivity}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
     if "framing" in units and units["framing"].notna().all():
@@ -171,7 +190,25 @@ def analyze(
         result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
         return result
     check_models_per_base(units)
-    result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
+    if sensitivity:
+        from rmvalues.analysis.sensitivity import prompt_sensitivity
+
+        result.sensitivity = prompt_sensitivity(units, prompts, n_boot=n_boot, seed=seed)
+        framed = units["framing"].notna()
+        if not framed.all():
+            result.notes.append(f"{int((~framed).sum())} units without a framing (e.g. neutral "
+                                "controls) are left out of the mixed model and panel tests")
+            units = units[framed].reset_index(drop=True)
+            if units.empty:
+                return result
+    try:
+        result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
+    except AnalysisError as exc:
+        if not sensitivity:
+            raise
+        # A suite may lack what the paper's model needs (e.g. one framing only): report the rest.
+        result.notes.append(f"paper mixed model skipped on these prompts: {exc}")
+        return result
     if null_draws:
         from rmvalues.analysis.null import null_baseline
 

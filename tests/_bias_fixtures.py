@@ -29,6 +29,8 @@ def planted_scores(prompt_ids, bias=1.0, *, seed: int = 0, models=tuple(META),
     is_c = np.array([w in COMMUNION for w in words])
     # a word's shared "quality" makes the models agree on most of the ranking, as real RMs do
     quality = rng.normal(0, 1, len(words))
+    for group in (is_a, is_c, ~(is_a | is_c)):  # no category differs in quality: bias=0 is unbiased
+        quality[group] -= np.median(quality[group])
     frames = []
     for model in models:
         favoured = is_c if META[model]["base"] == "Gemma" else is_a
@@ -39,4 +41,15 @@ def planted_scores(prompt_ids, bias=1.0, *, seed: int = 0, models=tuple(META),
                                         "token_id": pd.array([None] * len(words), dtype="Int64"),
                                         "candidate": words, "normalized": words,
                                         "score": s.astype(np.float32)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def planted_implicit(prompt_ids, base: str, bias=1.0, *, seed: int = 0, noise: float = 0.3) -> pd.DataFrame:
+    """An MWLR table of a ``base`` family's pretrained->instruct shift carrying the family's bias."""
+    rng = np.random.default_rng(seed)
+    words = AGENCY + COMMUNION + FILLER
+    favoured = np.array([w in (COMMUNION if base == "Gemma" else AGENCY) for w in words])
+    frames = [pd.DataFrame({"prompt_id": pid, "key": words,
+                            "score": bias * favoured + rng.normal(0, noise, len(words))})
+              for pid in prompt_ids]
     return pd.concat(frames, ignore_index=True)

@@ -59,7 +59,8 @@ _FIELDS: dict[str, str] = {
     "rank_changes": "rank_changes",
 }
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
-                "coverage", "null_baselines")
+                "coverage", "null_baselines", "sensitivity_components", "sensitivity_families",
+                "debias_gap", "debias_runs", "debias_price")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}

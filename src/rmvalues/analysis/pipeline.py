@@ -39,6 +39,7 @@ class AnalysisResult:
     topk: pd.DataFrame | None = field(default=None, repr=False)
     null: pd.DataFrame | None = field(default=None, repr=False)
     sensitivity: SensitivityResult | None = field(default=None, repr=False)
+    attributes: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -56,6 +57,8 @@ class AnalysisResult:
             out["null_baselines"] = self.null
         if self.sensitivity is not None:
             out.update(self.sensitivity.tables())
+        if self.attributes is not None:
+            out["attribute_gaps"] = self.attributes
         return out
 
     def summary_text(self) -> str:
@@ -77,6 +80,10 @@ class AnalysisResult:
                              f"percentile {r.percentile:5.1f}  p = {r.p_value:.3g} ({r.n_draws} draws)")
         if self.sensitivity is not None:
             lines += self.sensitivity.summary_lines()
+        if self.attributes is not None:
+            from rmvalues.analysis.attributes import attribute_summary_lines
+
+            lines += attribute_summary_lines(self.attributes)
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -189,6 +196,16 @@ def analyze(
     if "base" not in units:
         result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
         return result
+    from rmvalues.analysis.attributes import attribute_gaps, has_attributes
+
+    if has_attributes(units["model"].unique()):
+        # per-attribute runs: gaps per attribute; the paper's model only over combined rewards
+        result.attributes = attribute_gaps(units, n_boot=n_boot, seed=seed)
+        units = units[~units["model"].map(lambda m: has_attributes([m]))].reset_index(drop=True)
+        result.notes.append("attribute runs (MODEL@ATTRIBUTE) are analysed per attribute "
+                            "(attribute_gaps); the mixed model uses the combined rewards only")
+        if units["model"].nunique() < 2:
+            return result
     check_models_per_base(units)
     if sensitivity:
         from rmvalues.analysis.sensitivity import prompt_sensitivity

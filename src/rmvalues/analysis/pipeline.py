@@ -40,6 +40,7 @@ class AnalysisResult:
     null: pd.DataFrame | None = field(default=None, repr=False)
     sensitivity: SensitivityResult | None = field(default=None, repr=False)
     attributes: pd.DataFrame | None = field(default=None, repr=False)
+    seeds: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -59,6 +60,8 @@ class AnalysisResult:
             out.update(self.sensitivity.tables())
         if self.attributes is not None:
             out["attribute_gaps"] = self.attributes
+        if self.seeds is not None:
+            out["seed_spread"] = self.seeds
         return out
 
     def summary_text(self) -> str:
@@ -84,6 +87,10 @@ class AnalysisResult:
             from rmvalues.analysis.attributes import attribute_summary_lines
 
             lines += attribute_summary_lines(self.attributes)
+        if self.seeds is not None:
+            from rmvalues.analysis.seeds import seed_summary_lines
+
+            lines += seed_summary_lines(self.seeds)
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -206,6 +213,11 @@ def analyze(
                             "(attribute_gaps); the mixed model uses the combined rewards only")
         if units["model"].nunique() < 2:
             return result
+    from rmvalues.analysis.seeds import seed_spread, seed_table
+
+    seeds = seed_table(model_meta)
+    if seeds is not None:  # trained RMs over several seeds: spread beside the family gap
+        result.seeds = seed_spread(units, seeds, n_boot=n_boot, seed=seed)
     check_models_per_base(units)
     if sensitivity:
         from rmvalues.analysis.sensitivity import prompt_sensitivity

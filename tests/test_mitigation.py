@@ -162,3 +162,16 @@ def test_cli_mitigate_and_debias_write_ordinary_runs(tmp_path):
                            "--after", str(tmp_path / "before.parquet"), "--lexicon",
                            str(tmp_path / "lex.csv"), "--model-meta", str(meta)])
     assert bad.exit_code != 0
+
+
+def test_debias_pairs_a_counterbalanced_run_with_the_unbalanced_one_of_the_same_seed():
+    unbalanced = _runs(bias=2.0, seed=4)
+    balanced = _runs(bias=0.2, seed=4)  # what balancing the data did to the same seed's RM
+    balanced["model"] = balanced["model"] + "-balanced"
+    res = debias([unbalanced], [balanced], LEXICON, model_meta=META, n_boot=500,
+                 pairs={f"{m}-balanced": m for m in META})
+    gap = res.gap.set_index("stage")
+    assert gap.loc["before", "hi"] < 0 and gap.loc["change", "lo"] > 0
+    assert set(res.runs["kind"]) == {"paired"}
+    with pytest.raises(InputError, match="--pair AFTER=BEFORE"):
+        debias([unbalanced], [balanced], LEXICON, model_meta=META, n_boot=50)

@@ -109,6 +109,7 @@ def debias(
     lexicon: Any,
     *,
     infos: Mapping[str, Mapping[str, Any]] | None = None,
+    pairs: Mapping[str, str] | None = None,
     model_meta: Any = None,
     prompts: Any = None,
     policy: MatchPolicy = DEFAULT_POLICY,
@@ -121,7 +122,9 @@ def debias(
 
     ``before``: the original RMs' runs (both base families); ``after``: mitigated runs (folders or
     files written by ``rmvalues mitigate``, whose manifests name their sources, or frames with
-    ``infos`` = {run model: mitigation record}). Neutral controls are the prompts whose framing is
+    ``infos`` = {run model: mitigation record}; ``pairs`` = {after model: before model} compares any
+    run with its counterpart, e.g. a counterbalanced RM with the unbalanced one of the same seed).
+    Neutral controls are the prompts whose framing is
     ``neutral`` in ``prompts`` (default: the built-in sets).
     """
     import pandas as pd
@@ -136,6 +139,8 @@ def debias(
         raise InputError("debias needs the original RMs' runs (before) and the mitigated runs (after).")
     lex = load_lexicon(lexicon) if isinstance(lexicon, str) else lexicon
     records: dict[str, dict[str, Any]] = {k_: dict(v) for k_, v in (infos or {}).items()}
+    for after_model, before_model in (pairs or {}).items():
+        records[str(after_model)] = {"kind": "paired", "sources": [str(before_model)]}
     after_frames = []
     for run in after:
         for m, info in mitigation_infos(run).items():
@@ -147,7 +152,7 @@ def debias(
     missing = [m for m in after_models if m not in records]
     if missing:
         raise InputError(f"run(s) {missing} carry no mitigation record (sources); pass runs written "
-                         "by `rmvalues mitigate`.")
+                         "by `rmvalues mitigate`, or name each one's counterpart with --pair AFTER=BEFORE.")
     before_models = list(dict.fromkeys(scores_b["model"].astype(str)))
     for m in after_models:
         lost = [s for s in records[m]["sources"] if s not in before_models]
@@ -165,6 +170,10 @@ def debias(
         return units
 
     meta_b = model_factors(before_models, model_meta)
+    base_b = meta_b.set_index("model")["base"].astype(str)
+    for m in after_models:  # a paired run (e.g. counterbalanced training) keeps its source's family
+        if "base" not in records[m] and len(records[m]["sources"]) == 1:
+            records[m]["base"] = base_b[records[m]["sources"][0]]
     units_b = unit_tilts(scores_b, meta_b)
     pair = category_pair(units_b, categories)
     tilt_b = tilts(units_b, pair)
@@ -172,7 +181,6 @@ def debias(
     meta_a = pd.DataFrame([{"model": m, "base": records[m].get("base") or "none"} for m in after_models])
     tilt_a = tilts(unit_tilts(scores_a, meta_a), pair)
     tilt_a = tilt_a.drop(columns="base").merge(meta_a, on="model")
-    base_b = meta_b.set_index("model")["base"].astype(str)
     in2_b = np.array([base_b[m] == bases[1] for m in before_models])
     kept = [m for m in after_models if records[m].get("base") in bases]
     in2_a = np.array([records[m]["base"] == bases[1] for m in kept])

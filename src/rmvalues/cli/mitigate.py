@@ -82,6 +82,9 @@ def debias_command(
     model_meta: Annotated[Path | None, typer.Option(help="Model metadata (base family) file.")] = None,
     prompts: Annotated[list[str] | None, typer.Option(
         help="Prompt set(s) of the runs (default: the built-in sets; framing 'neutral' = controls).")] = None,
+    pair: Annotated[list[str] | None, typer.Option(
+        help="AFTER_MODEL=BEFORE_MODEL for after runs not written by `mitigate` (e.g. a "
+             "counterbalanced RM vs the unbalanced one of the same seed; repeatable).")] = None,
     k: Annotated[int, typer.Option(help="Top-k of the control-ranking overlap.")] = 20,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 42,
@@ -89,9 +92,16 @@ def debias_command(
     """The family gap before/after each mitigation (with CIs) and its price on neutral controls."""
     from rmvalues.analysis.debias import debias
     from rmvalues.analysis.pipeline import write_tables
+    from rmvalues.errors import InputError
 
+    pairs = {}
+    for item in pair or []:
+        a, sep, b = item.partition("=")
+        if not sep or not a or not b:
+            raise InputError(f"--pair {item!r}: write AFTER_MODEL=BEFORE_MODEL.")
+        pairs[a] = b
     result = debias(before, after, lexicon, model_meta=model_meta, prompts=prompts or None, k=k,
-                    n_boot=boot, seed=seed)
+                    n_boot=boot, seed=seed, pairs=pairs)
     text = result.summary_text()
     typer.echo(text)
     if out is not None:

@@ -157,7 +157,9 @@ def test_cli_mitigate_and_debias_write_ordinary_runs(tmp_path):
     # and the report shows the debias tables
     r4 = cli.invoke(app, ["report", str(tmp_path / "debias"), "--out", str(tmp_path / "rep")])
     assert r4.exit_code == 0, r4.output
-    assert "debias gap" in (tmp_path / "rep" / "report.html").read_text()
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "debias runs" in html and "Base-family gap" in html
+    assert (tmp_path / "rep" / "figures" / "debias.png").exists()
     bad = cli.invoke(app, ["mitigate", "debias", "--before", str(tmp_path / "before.parquet"),
                            "--after", str(tmp_path / "before.parquet"), "--lexicon",
                            str(tmp_path / "lex.csv"), "--model-meta", str(meta)])

@@ -57,10 +57,11 @@ _FIELDS: dict[str, str] = {
     "ablations": "ablations",
     "rank_change": "rank_changes",
     "rank_changes": "rank_changes",
+    "debias_gap": "debias_gap",
 }
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
                 "coverage", "null_baselines", "sensitivity_components", "sensitivity_families",
-                "debias_gap", "debias_runs", "debias_price", "attribute_gaps",
+                "debias_runs", "debias_price", "attribute_gaps",
                 "seed_spread")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.

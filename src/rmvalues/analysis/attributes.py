@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmvalues.analysis.gap import category_pair, tilt_matrix, tilts
+from rmvalues.analysis.gap import category_pair, percentile_ci, tilt_matrix, tilts
 from rmvalues.store.schema import ATTRIBUTE_SEP
 
 if TYPE_CHECKING:
@@ -61,14 +61,14 @@ def attribute_gaps(units: pd.DataFrame, *, categories: Sequence[str] | None = No
             if "base" in sub else pd.Series("", index=models)
         for i, m in enumerate(models):
             boot = d[i][draws].mean(axis=1)
-            lo, hi = np.quantile(boot, [0.025, 0.975])
+            lo, hi = percentile_ci(boot)
             rows.append({"attribute": attribute, "framing": stratum, "scope": "tilt", "model": m,
                          "base": base_of[m], "value": float(d[i].mean()), "lo": float(lo),
                          "hi": float(hi), "n_prompts": len(pids)})
         in2 = np.array([base_of[m] == bases[1] for m in models]) if len(bases) == 2 else None
         if in2 is not None and in2.any() and (~in2).any():
             g = d[in2].mean(axis=0) - d[~in2].mean(axis=0)
-            lo, hi = np.quantile(g[draws].mean(axis=1), [0.025, 0.975])
+            lo, hi = percentile_ci(g[draws].mean(axis=1))
             rows.append({"attribute": attribute, "framing": stratum, "scope": "family gap",
                          "model": f"{bases[1]} - {bases[0]}", "base": "", "value": float(g.mean()),
                          "lo": float(lo), "hi": float(hi), "n_prompts": len(pids)})

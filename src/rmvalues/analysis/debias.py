@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmvalues.analysis.gap import base_levels, category_pair, prompt_info, tilt_matrix, tilts
+from rmvalues.analysis.gap import (
+    base_levels,
+    category_pair,
+    percentile_ci,
+    prompt_info,
+    tilt_matrix,
+    tilts,
+)
 from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy
 from rmvalues.errors import InputError
 
@@ -70,11 +77,6 @@ class DebiasResult:
                              f"overlap {r.topk_overlap:.2f}  control tilt {r.tilt_before:.2f} -> "
                              f"{r.tilt_after:.2f} [{r.tilt_after_lo:.2f}, {r.tilt_after_hi:.2f}]")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
-
-
-def _ci(draws: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.quantile(draws, [0.025, 0.975])
-    return float(lo), float(hi)
 
 
 def _family_gap(d: np.ndarray, in_base2: np.ndarray) -> np.ndarray:
@@ -201,17 +203,17 @@ def debias(
         g_b = _family_gap(d_b, in2_b)
         boot_b = g_b[draws].mean(axis=1)
         gap_rows.append({"framing": framing, "stage": "before", "gap": float(g_b.mean()),
-                         "lo": _ci(boot_b)[0], "hi": _ci(boot_b)[1], "n_prompts": len(pids),
+                         **dict(zip(("lo", "hi"), percentile_ci(boot_b), strict=True)), "n_prompts": len(pids),
                          "runs": ", ".join(before_models)})
         if in2_a.any() and (~in2_a).any():
             g_a = _family_gap(d_a[[after_models.index(m) for m in kept]], in2_a)
             boot_a = g_a[draws].mean(axis=1)
             diff = boot_a - boot_b
             gap_rows.append({"framing": framing, "stage": "after", "gap": float(g_a.mean()),
-                             "lo": _ci(boot_a)[0], "hi": _ci(boot_a)[1], "n_prompts": len(pids),
+                             **dict(zip(("lo", "hi"), percentile_ci(boot_a), strict=True)), "n_prompts": len(pids),
                              "runs": ", ".join(kept)})
             gap_rows.append({"framing": framing, "stage": "change", "gap": float(g_a.mean() - g_b.mean()),
-                             "lo": _ci(diff)[0], "hi": _ci(diff)[1], "n_prompts": len(pids),
+                             **dict(zip(("lo", "hi"), percentile_ci(diff), strict=True)), "n_prompts": len(pids),
                              "runs": ""})
         # base-attributable tilt: distance from the midpoint of the two families' mean tilts before
         mid = (d_b[~in2_b].mean(axis=0) + d_b[in2_b].mean(axis=0)) / 2
@@ -226,7 +228,7 @@ def debias(
             after_off = offset(row_a, slice(None))
             boot_change = np.array([offset(row_a, idx) - np.mean([offset(d_b[i], idx) for i in src])
                                     for idx in draws])
-            lo, hi = _ci(boot_change)
+            lo, hi = percentile_ci(boot_change)
             run_rows.append({"framing": framing, "run": m, "kind": records[m]["kind"],
                              "sources": ", ".join(records[m]["sources"]),
                              "tilt_after": float(row_a.mean()),
@@ -245,7 +247,7 @@ def debias(
         draws = rng.integers(0, len(controls), (n_boot, len(controls)))
         for m in after_models:
             row_a = d_a[after_models.index(m)]
-            lo, hi = _ci(row_a[draws].mean(axis=1))
+            lo, hi = percentile_ci(row_a[draws].mean(axis=1))
             for s in records[m]["sources"]:
                 rows.append({"run": m, "source": s, **_price(ctrl_b, ctrl_a, m, s, k), "k": k,
                              "tilt_before": float(d_b[before_models.index(s)].mean()),

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def percentile_ci(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws (non-finite draws ignored; NaN when none is left)."""
+    import numpy as np
+
+    draws = np.asarray(draws, float)
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def category_pair(units: pd.DataFrame, categories: Sequence[str] | None = None) -> tuple[str, str]:
     """The two categories whose median ranks are compared (default: the units' first two)."""
     import pandas as pd

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmvalues.analysis.gap import base_levels, category_pair, tilt_matrix, tilts
+from rmvalues.analysis.gap import base_levels, category_pair, percentile_ci, tilt_matrix, tilts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +68,7 @@ def seed_spread(units: pd.DataFrame, seeds: pd.DataFrame, *, categories: Sequenc
             cols = rng.integers(0, len(pids), len(pids))
             r1, r2 = rng.choice(rows_1, len(rows_1)), rng.choice(rows_2, len(rows_2))
             boot[i] = d[np.ix_(r2, cols)].mean() - d[np.ix_(r1, cols)].mean()
-        lo, hi = np.quantile(boot, [0.025, 0.975])
+        lo, hi = percentile_ci(boot)
         rows.append({"framing": stratum, "row": "family gap", "group": f"{bases[1]} - {bases[0]}",
                      "n_seeds": int(min(len(rows_1), len(rows_2))), "value": gap,
                      "sd": np.nan, "lo": float(lo), "hi": float(hi)})

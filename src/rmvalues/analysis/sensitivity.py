@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmvalues.analysis.gap import base_levels, category_pair, prompt_info, tilt_matrix, tilts
+from rmvalues.analysis.gap import (
+    base_levels,
+    category_pair,
+    percentile_ci,
+    prompt_info,
+    tilt_matrix,
+    tilts,
+)
 from rmvalues.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -81,14 +88,6 @@ def reference_variance_components(frame: pd.DataFrame) -> dict[str, float]:
     out = dict(zip(names, (float(x) for x in fit.vcomp), strict=True))
     return {"model": out["model"], "prompt": out["prompt"], "prompt:base": out["pb"],
             "residual": float(fit.scale)}
-
-
-def _ci(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    draws = draws[np.isfinite(draws)]
-    if not draws.size:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
 
 
 def _resample_rows(rng: np.random.Generator, in_base2: np.ndarray) -> np.ndarray:
@@ -171,7 +170,7 @@ def prompt_sensitivity(
             draws[i] = [boot[c] for c in COMPONENTS]
         total = sum(est[c] for c in COMPONENTS) or float("nan")
         for j, c in enumerate(COMPONENTS):
-            lo, hi = _ci(draws[:, j])
+            lo, hi = percentile_ci(draws[:, j])
             comp_rows.append({"framing": framing, "component": c, "variance": est[c],
                               "sd": float(np.sqrt(est[c])), "lo": lo, "hi": hi,
                               "share": est[c] / total, "n_models": len(models), "n_prompts": len(pids)})
@@ -188,7 +187,7 @@ def prompt_sensitivity(
                 rows, cols = _resample_rows(rng, in_base2), rng.integers(0, len(cols_f), len(cols_f))
                 s = sub[np.ix_(rows, cols)]
                 boot[i] = s[in_base2[rows]].mean() - s[~in_base2[rows]].mean()
-            lo, hi = _ci(boot)
+            lo, hi = percentile_ci(boot)
             g_f = gaps[cols_f]
             fam_rows.append({"family": fam, "framing": framing, "n_prompts": len(cols_f),
                              "gap": float(g_f.mean()), "lo": lo, "hi": hi, "gap_sd": est_f["gap_sd"],

@@ -62,8 +62,11 @@ def train_command(
     seeds: Annotated[str | None, typer.Option(
         help="Train once per seed (comma-separated, e.g. 1,2,3) into OUT/seed-N; overrides --seed.")] = None,
     counterbalance: Annotated[str | None, typer.Option(
-        help="Lexicon whose Agency/Communion words are balanced in the data (minority-direction "
-             "pairs duplicated) before training; the report is written to OUT/counterbalance.json.")] = None,
+        help="Lexicon whose Agency/Communion words are balanced in the data before training (see "
+             "--counterbalance-mode); the report is written to OUT/counterbalance.json.")] = None,
+    counterbalance_mode: Annotated[str, typer.Option(
+        help="swap (add each pair with Agency<->Communion words swapped) | duplicate (repeat "
+             "minority-direction pairs).")] = "swap",
 ) -> None:
     """Train a Bradley–Terry LoRA reward model (paper defaults); re-running resumes."""
     from rmvalues.training.config import TrainConfig
@@ -81,11 +84,12 @@ def train_command(
         from rmvalues.training.seeds import counterbalance_records
 
         records, source = read_records(data, config=data_config)
-        data, report = counterbalance_records(records, counterbalance, seed=config.seed)
+        data, report = counterbalance_records(records, counterbalance, mode=counterbalance_mode,
+                                              seed=config.seed)
         atomic_write_text(check_writable(out) / "counterbalance.json",
                           json.dumps({"source": source, **report.to_dict()}, indent=2))
         typer.echo(f"counterbalanced: signal {report.signal_before} -> {report.signal_after} "
-                   f"({report.duplicated} pair(s) duplicated)")
+                   f"({report.added} pair(s) added)")
     kwargs = {"every": every, "size": size, "data_config": data_config, "gguf_file": gguf_file,
                   "chat_template": chat_template, "device": device, "resume": not no_resume}
     if seeds:

@@ -32,6 +32,10 @@ def runs(tmp_path_factory):
              "factors": {"family": p.factors.get("family", "paper"), "framing": p.factors["framing"]}}
             for p in paper + indist + neutral]
     pset: PromptSet = prompt_set_from_dict({"name": "real-mini", "prompts": rows})
+    from rmvalues.lexicons import load_lexicon
+
+    lex = load_lexicon("big-two-nouns")  # 60 words of each category keep the run to a few minutes
+    words = sorted(lex.terms("Agency"))[:60] + sorted(lex.terms("Communion"))[:60]
     out = tmp_path_factory.mktemp("real")
     gemma_template = asset_path("chat-templates") / "google-gemma-2-2b-it.jinja"
     models = [("smollm2", "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf", 576, None),
@@ -41,7 +45,7 @@ def runs(tmp_path_factory):
         rm = load_reward_model(asset_path(asset), gguf_file=gguf, head=SequenceClassificationHead.seeded(hidden),
                                device="cpu", dtype="float32", chat_template=template)
         rm.name = name
-        results[name] = score(rm, pset, "lexicon:big-two-nouns", out / "before", chat_template=template)
+        results[name] = score(rm, pset, words, out / "before", chat_template=template)
     return pset, out, results
 
 

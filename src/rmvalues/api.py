@@ -51,15 +51,22 @@ class ScoreResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_prompts(prompts: Any) -> tuple[str, list[tuple[str, str]]]:
-    """``(set name, [(prompt id, text), ...])`` from a set name/file, a PromptSet, a mapping or list."""
+def resolve_prompts(prompts: Any, *, allow_system: bool = False) -> tuple[str, list[tuple[str, str]]]:
+    """``(set name, [(prompt id, text), ...])`` from a set name/file, a PromptSet, a mapping or list.
+
+    A set whose prompts carry system prompts is refused unless ``allow_system`` (the caller then
+    reads them from the set's ``systems``), so no path drops them silently.
+    """
     if isinstance(prompts, (str, Path)):
         from rmvalues.prompts import load_prompt_set
 
-        prompt_set = load_prompt_set(prompts)
-        name = str(getattr(prompt_set, "name", prompts))
-        pairs = [(p.id, p.text) for p in prompt_set.prompts]
-    elif hasattr(prompts, "prompts"):
+        prompts = load_prompt_set(prompts)
+    if getattr(prompts, "systems", None) and not allow_system:
+        raise InputError(
+            f"prompt set {getattr(prompts, 'name', '')!r} has system prompts, which this path does "
+            "not render; score it with `rmvalues score` (one process), or drop the system prompts."
+        )
+    if hasattr(prompts, "prompts"):
         name = str(getattr(prompts, "name", "prompts"))
         pairs = [(p.id, p.text) for p in prompts.prompts]
     elif isinstance(prompts, Mapping):
@@ -268,7 +275,12 @@ def score(
         check_writable(out, create=False)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be at least 1 (got {batch_size}); omit it for the default")
-    set_name, pairs = resolve_prompts(prompts)
+    if isinstance(prompts, (str, Path)):
+        from rmvalues.prompts import load_prompt_set
+
+        prompts = load_prompt_set(prompts)
+    set_name, pairs = resolve_prompts(prompts, allow_system=True)
+    systems = dict(getattr(prompts, "systems", None) or {})
     candidates = early_candidates(candidates)
     if verify < 0:
         raise InputError(f"--verify must be >= 0 (got {verify})")
@@ -289,7 +301,7 @@ def score(
     engine = Engine(rm, batch_size=batch, mode="full" if paper_compatible else mode,
                     pool=paper_compat.paper_pooling(rm) if paper_compatible else None)
     splits = {pid: split_chat(rm.tokenizer, text, date_string=date_string,
-                              chat_template=chat_template)
+                              chat_template=chat_template, system=systems.get(pid))
               for pid, text in pairs}
     provenance = rm.provenance()
     base_config = shard_config(rm, cands, paper_compatible=paper_compatible)

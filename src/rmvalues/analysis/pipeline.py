@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rmvalues.analysis.mixed import MixedModelResult
+    from rmvalues.analysis.sensitivity import SensitivityResult
 
 
 @dataclass
@@ -38,6 +39,9 @@ class AnalysisResult:
     panels: pd.DataFrame | None = field(default=None, repr=False)
     topk: pd.DataFrame | None = field(default=None, repr=False)
     null: pd.DataFrame | None = field(default=None, repr=False)
+    sensitivity: SensitivityResult | None = field(default=None, repr=False)
+    attributes: pd.DataFrame | None = field(default=None, repr=False)
+    seeds: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -53,6 +57,12 @@ class AnalysisResult:
             out["topk"] = self.topk
         if self.null is not None:
             out["null_baselines"] = self.null
+        if self.sensitivity is not None:
+            out.update(self.sensitivity.tables())
+        if self.attributes is not None:
+            out["attribute_gaps"] = self.attributes
+        if self.seeds is not None:
+            out["seed_spread"] = self.seeds
         return out
 
     def summary_text(self) -> str:
@@ -72,6 +82,16 @@ class AnalysisResult:
             for r in self.null.itertuples():
                 lines.append(f"  {r.kind:<16} observed {r.observed:10.3f}  null 95% {r.null_q95:10.3f}  "
                              f"percentile {r.percentile:5.1f}  p = {r.p_value:.3g} ({r.n_draws} draws)")
+        if self.sensitivity is not None:
+            lines += self.sensitivity.summary_lines()
+        if self.attributes is not None:
+            from rmvalues.analysis.attributes import attribute_summary_lines
+
+            lines += attribute_summary_lines(self.attributes)
+        if self.seeds is not None:
+            from rmvalues.analysis.seeds import seed_summary_lines
+
+            lines += seed_summary_lines(self.seeds)
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -136,6 +156,8 @@ def analyze(
     null_draws: int = 0,
     ci_method: str = "percentile",
     anova_type: str = "sequential",
+    prompts: Any = None,
+    sensitivity: bool = False,
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
@@ -143,6 +165,10 @@ def analyze(
 
     ``lexicon`` is a built-in name, a file path, or a :class:`~rmvalues.lexicons.Lexicon`.
     NaN/inf scores are refused, or with ``drop_nonfinite`` left out (counted in the settings).
+    ``prompts``: the prompt set(s) the runs were scored on (default paper-54), whose factors the
+    units carry. ``sensitivity``: also estimate how the base-family gap varies with the prompt
+    (:mod:`rmvalues.analysis.sensitivity`); units without a framing (neutral controls) are then
+    left out of the paper's mixed model and panel tests only.
     """
     import pandas as pd
 
@@ -167,10 +193,17 @@ def analyze(
         scores = scores[keep].reset_index(drop=True)
     ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge)
     multi = scores["model"].nunique() > 1
-    units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None)
+    unit_prompts = "paper-54"
+    if prompts is not None:
+        from rmvalues.analysis.gap import combined_prompt_set
+
+        unit_prompts = combined_prompt_set(prompts)
+    units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None,
+                              prompts=unit_prompts)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
                 "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
-                "merge": dict(merge) if merge else None, "policy": policy.to_dict()}
+                "merge": dict(merge) if merge else None, "policy": policy.to_dict(),
+                "prompts": getattr(unit_prompts, "name", unit_prompts), "sensitivity": sensitivity}
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
                             ranks=ranked, units=units)
     settings["nonfinite_rows_dropped"] = int((~keep).sum())
@@ -181,8 +214,41 @@ def analyze(
     if "base" not in units:
         result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
         return result
+    from rmvalues.analysis.attributes import attribute_gaps, has_attributes
+
+    if has_attributes(units["model"].unique()):
+        # per-attribute runs: gaps per attribute; the paper's model only over combined rewards
+        result.attributes = attribute_gaps(units, n_boot=n_boot, seed=seed)
+        units = units[~units["model"].map(lambda m: has_attributes([m]))].reset_index(drop=True)
+        result.notes.append("attribute runs (MODEL@ATTRIBUTE) are analysed per attribute "
+                            "(attribute_gaps); the mixed model uses the combined rewards only")
+        if units["model"].nunique() < 2:
+            return result
+    from rmvalues.analysis.seeds import seed_spread, seed_table
+
+    seeds = seed_table(model_meta)
+    if seeds is not None:  # trained RMs over several seeds: spread beside the family gap
+        result.seeds = seed_spread(units, seeds, n_boot=n_boot, seed=seed)
     check_models_per_base(units)
-    result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
+    if sensitivity:
+        from rmvalues.analysis.sensitivity import prompt_sensitivity
+
+        result.sensitivity = prompt_sensitivity(units, prompts, n_boot=n_boot, seed=seed)
+        framed = units["framing"].notna()
+        if not framed.all():
+            result.notes.append(f"{int((~framed).sum())} units without a framing (e.g. neutral "
+                                "controls) are left out of the mixed model and panel tests")
+            units = units[framed].reset_index(drop=True)
+            if units.empty:
+                return result
+    try:
+        result.mixed = fit_mixed_model(units, formula, anova_type=anova_type)  # type: ignore[arg-type]
+    except AnalysisError as exc:
+        if not sensitivity:
+            raise
+        # A suite may lack what the paper's model needs (e.g. one framing only): report the rest.
+        result.notes.append(f"paper mixed model skipped on these prompts: {exc}")
+        return result
     if null_draws:
         from rmvalues.analysis.null import null_baseline
 

@@ -93,16 +93,20 @@ def model_factors(models: Iterable[str], meta: Any = None) -> pd.DataFrame:
     import pandas as pd
 
     from rmvalues.models.registry import find_model
+    from rmvalues.store.schema import ATTRIBUTE_SEP
 
     given = read_model_meta(meta).set_index("model") if meta is not None else None
     rows, missing = [], []
     for model in dict.fromkeys(models):
-        if given is not None and model in given.index:
-            row = given.loc[model]
+        # one attribute of a multi-objective RM (MODEL@ATTRIBUTE) has its model's base
+        name = model if (given is not None and model in given.index) or find_model(model) \
+            else model.split(ATTRIBUTE_SEP)[0]
+        if given is not None and name in given.index:
+            row = given.loc[name]
             rows.append({"model": model, "base": str(row["base"]),
                          "base_version": row.get("base_version"), "size_b": row.get("size_b")})
             continue
-        spec = find_model(model)
+        spec = find_model(name)
         if spec is None:
             missing.append(model)
             continue

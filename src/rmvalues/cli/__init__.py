@@ -38,6 +38,7 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.report", None),
     ("rmvalues.cli.train", None),
     ("rmvalues.cli.search", None),
+    ("rmvalues.cli.mitigate", "mitigate"),
 )
 
 

@@ -51,6 +51,11 @@ def analyze_command(
     drop_nonfinite: Annotated[bool, typer.Option(
         "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
         "(counted in the manifest).")] = False,
+    prompts: Annotated[list[str] | None, typer.Option(
+        help="Prompt set(s) the runs were scored on (name or YAML; repeatable; default paper-54).")] = None,
+    sensitivity: Annotated[bool, typer.Option(
+        help="Also estimate how the base-family gap varies with the prompt: variance components "
+             "(prompt as a random effect) and the gap per prompt family, with bootstrap CIs.")] = False,
 ) -> None:
     """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
@@ -59,7 +64,8 @@ def analyze_command(
                      policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws, ci_method=ci_method, anova_type=anova)
+                     null_draws=null_draws, ci_method=ci_method, anova_type=anova,
+                     prompts=prompts or None, sensitivity=sensitivity)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

@@ -52,6 +52,9 @@ def score_command(
         help="With --executor: candidates per unit (default: one unit per prompt).")] = None,
     device_map: Annotated[str | None, typer.Option(
         help="With --executor: 'auto' shards one large model over the node's GPUs.")] = None,
+    attribute: Annotated[list[str] | None, typer.Option(
+        help="Multi-objective heads (ArmoRM, QRM, URM): also score this attribute as its own run "
+             "MODEL@ATTRIBUTE (repeatable; 'all' for every one; one backbone pass each).")] = None,
 ) -> None:
     """Score every prompt x candidate with a reward model; re-running resumes unfinished shards."""
     import logging
@@ -69,6 +72,8 @@ def score_command(
         from rmvalues.errors import InputError
         from rmvalues.scale import RunSpec, execute
 
+        if attribute:
+            raise InputError("--attribute runs on the plain path; drop --executor and its options.")
         if verify:
             raise InputError("--verify runs on the plain path: run `rmvalues score --verify N` "
                              "without --executor afterwards (it resumes every finished shard)")
@@ -80,6 +85,18 @@ def score_command(
             paper_compatible=paper_compatible, trust_remote_code=trust_remote_code,
             shard_size=shard_size)
         typer.echo(execute(spec, out, executor, executor_config).summary)
+        return
+    if attribute:
+        from rmvalues.engines.attributes import score_attributes
+
+        for res in score_attributes(
+                model, prompts, candidates, out, attributes="all" if "all" in attribute else attribute,
+                revision=revision, batch_size=batch_size, dtype=dtype,
+                attn_implementation=attn_implementation, device=device, date_string=date_string,
+                chat_template=chat_template, paper_compatible=paper_compatible,
+                trust_remote_code=trust_remote_code, verify=verify,
+                verify_tolerance=verify_tolerance, progress=not quiet):
+            typer.echo(res.summary)
         return
     result = score(
         model, prompts, candidates, out, revision=revision, batch_size=batch_size, dtype=dtype,

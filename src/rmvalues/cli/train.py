@@ -59,6 +59,14 @@ def train_command(
         "--set", help="Any other TrainConfig field, name=value (repeatable).")] = None,
     no_resume: Annotated[bool, typer.Option(
         "--no-resume", help="Refuse to continue an interrupted run in --out.")] = False,
+    seeds: Annotated[str | None, typer.Option(
+        help="Train once per seed (comma-separated, e.g. 1,2,3) into OUT/seed-N; overrides --seed.")] = None,
+    counterbalance: Annotated[str | None, typer.Option(
+        help="Lexicon whose Agency/Communion words are balanced in the data before training (see "
+             "--counterbalance-mode); the report is written to OUT/counterbalance.json.")] = None,
+    counterbalance_mode: Annotated[str, typer.Option(
+        help="swap (add each pair with Agency<->Communion words swapped) | duplicate (repeat "
+             "minority-direction pairs).")] = "swap",
 ) -> None:
     """Train a Bradley–Terry LoRA reward model (paper defaults); re-running resumes."""
     from rmvalues.training.config import TrainConfig
@@ -67,9 +75,35 @@ def train_command(
     config = TrainConfig().replace(
         checkpoint_every=checkpoint_every, max_steps=max_steps, num_train_epochs=epochs,
         learning_rate=learning_rate, max_length=max_length, seed=seed, **_set(set_))
-    result = train_reward_model(base, data, out, config, every=every, size=size,
-                                data_config=data_config, gguf_file=gguf_file,
-                                chat_template=chat_template, device=device, resume=not no_resume)
+    if counterbalance:
+        import json
+
+        from rmvalues.io import atomic_write_text
+        from rmvalues.store.shards import check_writable
+        from rmvalues.training.data import read_records
+        from rmvalues.training.seeds import counterbalance_records
+
+        records, source = read_records(data, config=data_config)
+        data, report = counterbalance_records(records, counterbalance, mode=counterbalance_mode,
+                                              seed=config.seed)
+        atomic_write_text(check_writable(out) / "counterbalance.json",
+                          json.dumps({"source": source, **report.to_dict()}, indent=2))
+        typer.echo(f"counterbalanced: signal {report.signal_before} -> {report.signal_after} "
+                   f"({report.added} pair(s) added)")
+    kwargs = {"every": every, "size": size, "data_config": data_config, "gguf_file": gguf_file,
+                  "chat_template": chat_template, "device": device, "resume": not no_resume}
+    if seeds:
+        from rmvalues.errors import InputError
+        from rmvalues.training.seeds import train_seeds
+
+        try:
+            chosen = [int(s) for s in seeds.split(",")]
+        except ValueError:
+            raise InputError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 1,2,3.") from None
+        for result in train_seeds(base, data, out, config, seeds=chosen, **kwargs):
+            typer.echo(result.summary)
+        return
+    result = train_reward_model(base, data, out, config, **kwargs)
     typer.echo(result.summary)
 
 

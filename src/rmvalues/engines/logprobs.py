@@ -222,6 +222,9 @@ def resolve_prompts(prompts: Any) -> list[tuple[str, str]]:
         from rmvalues.prompts import load_prompt_set
 
         prompts = load_prompt_set(prompts)
+    if getattr(prompts, "systems", None):
+        raise InputError(f"prompt set {prompts.name!r} has system prompts, which LM log-probs do not "
+                         "render yet; use a set without system prompts.")
     if hasattr(prompts, "prompts"):
         prompts = prompts.prompts
     if isinstance(prompts, Mapping):

@@ -66,6 +66,7 @@ class ReportInputs:
     ablations: pd.DataFrame | None = None  # Fig 4b / A5b
     rank_changes: pd.DataFrame | None = None  # Fig 5 / A6
     search_results: pd.DataFrame | None = None  # response search (report.search)
+    debias_gap: pd.DataFrame | None = None  # rmvalues mitigate debias: gap before/after
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # preformatted summaries by title
     lexicons: list[Any] = field(default_factory=list)  # names, LexiconInfo or dicts
@@ -88,7 +89,7 @@ class _Figure:
 def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle = DEFAULT_STYLE
                   ) -> tuple[list[FigureResult], list[str]]:
     """Draw every figure whose input is present; returns results and the names skipped."""
-    from rmvalues.report import lm_ranks, mwlr, rm_ranks, search, training
+    from rmvalues.report import debias, lm_ranks, mwlr, rm_ranks, search, training
     from rmvalues.report._frames import families_in
 
     opts = inputs.options
@@ -125,6 +126,8 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
         ("Response search", inputs.search_results, lambda: search.search_figure(
             inputs.search_results, style=style, out_dir=out_dir, **opts.get("search", {}))),
+        ("Debias", inputs.debias_gap, lambda: debias.figure_debias(
+            inputs.debias_gap, style=style, out_dir=out_dir, **opts.get("debias", {}))),
     ]
     appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
                      "Fig. A6": inputs.rank_changes}

@@ -58,9 +58,12 @@ _FIELDS: dict[str, str] = {
     "rank_change": "rank_changes",
     "rank_changes": "rank_changes",
     "search": "search_results",
+    "debias_gap": "debias_gap",
 }
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
-                "coverage", "null_baselines", "search_margins", "search_composition")
+                "coverage", "null_baselines", "search_margins", "search_composition",
+                "sensitivity_components", "sensitivity_families", "debias_runs", "debias_price",
+                "attribute_gaps", "seed_spread")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}

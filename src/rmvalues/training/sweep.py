@@ -260,5 +260,11 @@ def _sweep_key(prompts: Any, candidates: Any, models: CheckpointModels, dtype: s
 
     content = candidates.content_hash() if hasattr(candidates, "content_hash") else (
         candidates if isinstance(candidates, str) else list(candidates))
-    return stable_hash({"prompts": resolve_prompts(prompts)[1], "candidates": content,
-                        "name": models.name, "dtype": dtype, "device": models.device}, length=10)
+    if isinstance(prompts, (str, Path)):
+        from rmvalues.prompts import load_prompt_set
+
+        prompts = load_prompt_set(prompts)
+    systems = dict(getattr(prompts, "systems", None) or {})  # keyed only when present: old keys hold
+    return stable_hash({"prompts": resolve_prompts(prompts, allow_system=True)[1], "candidates": content,
+                        "name": models.name, "dtype": dtype, "device": models.device,
+                        **({"systems": systems} if systems else {})}, length=10)

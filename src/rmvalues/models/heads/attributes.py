@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from rmvalues.errors import InputError
-from rmvalues.models.heads._common import as_f32
+from rmvalues.models.heads._common import cast_like
 from rmvalues.models.heads.base import RewardHead
 from rmvalues.store.schema import ATTRIBUTE_SEP
 
@@ -50,8 +50,9 @@ MULTI_OBJECTIVE_HEADS = ("armorm", "qrm", "urm")
 def attribute_rewards(head: RewardHead, last_hidden: torch.Tensor) -> torch.Tensor:
     """``[B, O]`` per-attribute rewards of a multi-objective head (see the module docstring)."""
     _require_multi(head)
-    h = as_f32(last_hidden)
     kind = head.head_type
+    layer = head.score if kind == "urm" else head.regression_layer
+    h = cast_like(last_hidden, layer.weight)  # the head's compute dtype, as its own forward uses
     if kind == "armorm":
         return head.regression_layer(h)
     if kind == "qrm":

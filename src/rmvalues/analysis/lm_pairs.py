@@ -282,6 +282,7 @@ def write_implicit_pairs(
         atomic_write_text(folder / "join.json", json.dumps(res.report.to_dict(), indent=2) + "\n")
         write_manifest(folder / "manifest.json", build_manifest(
             "implicit-rewards", p=p.run.model, q=q.run.model, metric=metric,
+            prompt_set=p.run.meta.get("prompt_set"),
             join=res.report.to_dict(), common_vocabulary=len(common),
             common_over=[r.run.model for r in members], prompt_ids=chosen, table1_prompt=t1,
             k=k, drop_formatting=drop_formatting))

@@ -21,7 +21,8 @@ def _policy(match: str, variants: str, rank_over: str):
 
 def analyze_command(
     runs: Annotated[list[Path], typer.Argument(help="Results tables: .parquet files/folders from "
-                                                    "`rmvalues score`, or released .csv files.")],
+                                                    "`rmvalues score`, released .csv files, or "
+                                                    "`rmvalues implicit` outputs (pair folders).")],
     lexicon: Annotated[str, typer.Option(help="Built-in lexicon name or lexicon file.")] = "big-two-nouns",
     out: Annotated[Path | None, typer.Option(help="Write tables (Parquet + CSV), summary.txt and "
                                                   "manifest.json here.")] = None,
@@ -32,8 +33,13 @@ def analyze_command(
     variants: Annotated[str, typer.Option(help="separate | mean (average variants of a normalised form).")] = "separate",
     rank_over: Annotated[str, typer.Option(help="items | rows (the authors' (term, category) rows).")] = "items",
     category: Annotated[list[str] | None, typer.Option(help="Keep only these categories (repeatable).")] = None,
-    formula: Annotated[str, typer.Option(help="Mixed-model formula over the unit columns.")] =
-        "median_rank ~ base * category * framing",
+    formula: Annotated[str | None, typer.Option(
+        help="Mixed-model formula over the unit columns (default: base * category times the "
+             "prompt set's framing, i.e. the paper's median_rank ~ base * category * framing).")]
+    = None,
+    prompts: Annotated[str | None, typer.Option(
+        help="Prompt set (name or YAML) whose factors the units get (default: the one the runs' "
+             "manifests record, else paper-54).")] = None,
     anova: Annotated[str, typer.Option(help="F tests: sequential (R's anova(lme), terms in R's order) "
                                             "| marginal (each term after all others).")] = "sequential",
     correction: Annotated[str, typer.Option(help="bonferroni | holm | bh | none.")] = "bonferroni",
@@ -54,7 +60,8 @@ def analyze_command(
     result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws, ci_method=ci_method, anova_type=anova)
+                     null_draws=null_draws, ci_method=ci_method, anova_type=anova,
+                     prompts=prompts)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

@@ -176,5 +176,10 @@ def test_unloadable_recorded_set_falls_back_with_a_note(tmp_path, big_two):
         write_results(read_results(path), path, build_manifest("rm-scores", prompt_set="gone"))
     res = analyze(paths, big_two, n_resamples=99, n_boot=9, prompts=_prompt_yaml(tmp_path))
     assert not res.notes and set(res.units["tone"]) == {"formal", "casual"}
-    res = analyze(paths, big_two, n_resamples=99, n_boot=9)
-    assert any("'gone' cannot be loaded" in n for n in res.notes)
+    from rmvalues.analysis.pipeline import read_run, resolve_analysis_prompts
+    from rmvalues.errors import AnalysisError
+
+    pset, notes = resolve_analysis_prompts([read_run(p) for p in paths])
+    assert pset.name == "paper-54" and "'gone' cannot be loaded" in notes[0]
+    with pytest.raises(AnalysisError, match="outside the prompt set"):  # plain_* has no framing
+        analyze(paths, big_two, n_resamples=99, n_boot=9)

@@ -221,7 +221,10 @@ def reproduce(
         try:
             if spec.format == "rank_results_csv":
                 paths, _ = fetch_dataset(name, data_dir)
-                report.fig4b = final_checkpoint_table(pd.concat([read_rank_results(p) for p in paths]))
+                from rmvalues.analysis.rank_results_runs import with_run_facts
+
+                report.fig4b = final_checkpoint_table(
+                    with_run_facts(pd.concat([read_rank_results(p) for p in paths])))
                 continue
             if name not in FIG1_DATASETS:
                 raise InputError(f"dataset {name!r} has no reproduction; choose from {DEFAULT_DATASETS}.")

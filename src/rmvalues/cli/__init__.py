@@ -36,6 +36,7 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.compare", None),
     ("rmvalues.cli.logprobs", None),
     ("rmvalues.cli.lm", None),
+    ("rmvalues.cli.dynamics", None),
     ("rmvalues.cli.report", None),
     ("rmvalues.cli.train", None),
 )

@@ -125,18 +125,32 @@ def inject_command(
 
 
 def validate_metrics_command(
-    base: Annotated[str, typer.Option(help="Base causal LM: hub id or model folder.")],
-    out: Annotated[Path, typer.Option(help="Output folder (sensitivity table, adapter).")],
+    out: Annotated[Path, typer.Option(help="Output folder (sensitivity table, Fig A3, adapter).")],
+    base: Annotated[str | None, typer.Option(
+        help="Base causal LM: hub id or model folder (default with --setup authors: their "
+             "google/gemma-2-2b).")] = None,
+    setup: Annotated[str, typer.Option(
+        help="authors: their prompts, words, template and LoRA/training settings (Fig A3); "
+             "recipe: generated prompts and this package's recipe.")] = "authors",
     gguf_file: Annotated[str | None, typer.Option(help="GGUF weights file inside --base.")] = None,
-    steps: Annotated[int, typer.Option(help="LoRA SFT steps (paper: 50).")] = 50,
-    learning_rate: Annotated[float, typer.Option(help="LoRA SFT learning rate.")] = 2e-4,
+    steps: Annotated[int | None, typer.Option(help="LoRA SFT steps (default: the set-up's, 50).")]
+    = None,
+    learning_rate: Annotated[float | None, typer.Option(
+        help="LoRA SFT learning rate (default: the set-up's, 2e-4).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
 ) -> None:
     """LM-level value injection (Fig A3): each implicit-reward metric's sensitivity."""
-    from rmvalues.training.lm_injection import LMInjectionConfig, validate_metrics
+    from dataclasses import replace
 
-    result = validate_metrics(base, out, gguf_file=gguf_file, device=device,
-                              config=LMInjectionConfig(max_steps=steps,
-                                                       learning_rate=learning_rate))
+    from rmvalues.training.injection_setups import resolve_setup
+    from rmvalues.training.lm_injection import validate_metrics
+
+    config = resolve_setup(setup).config
+    if steps is not None:
+        config = replace(config, max_steps=steps)
+    if learning_rate is not None:
+        config = replace(config, learning_rate=learning_rate)
+    result = validate_metrics(base, out, gguf_file=gguf_file, device=device, config=config,
+                              setup=setup)
     typer.echo(result.table.to_string(index=False))
     typer.echo(result.summary)

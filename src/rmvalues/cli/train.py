@@ -59,14 +59,29 @@ def train_command(
         "--set", help="Any other TrainConfig field, name=value (repeatable).")] = None,
     no_resume: Annotated[bool, typer.Option(
         "--no-resume", help="Refuse to continue an interrupted run in --out.")] = False,
+    objective: Annotated[str, typer.Option(
+        help="bt: Bradley-Terry; grm: BT + text-generation regulariser with GRM's value head "
+             "(the paper's method = GRM; weight 0.01, beta 0.1; no resume).")] = "bt",
 ) -> None:
-    """Train a Bradley–Terry LoRA reward model (paper defaults); re-running resumes."""
+    """Train a Bradley–Terry (or GRM-objective) LoRA reward model; BT runs resume on re-run."""
     from rmvalues.training.config import TrainConfig
     from rmvalues.training.trainer import train_reward_model
 
     config = TrainConfig().replace(
         checkpoint_every=checkpoint_every, max_steps=max_steps, num_train_epochs=epochs,
         learning_rate=learning_rate, max_length=max_length, seed=seed, **_set(set_))
+    if objective not in ("bt", "grm"):
+        from rmvalues.errors import InputError
+
+        raise InputError(f"--objective {objective!r}: choose bt or grm.")
+    if objective == "grm":
+        from rmvalues.training.grm import train_grm_reward_model
+
+        result = train_grm_reward_model(base, data, out, config, every=every, size=size,
+                                        data_config=data_config, gguf_file=gguf_file,
+                                        chat_template=chat_template, device=device)
+        typer.echo(result.summary)
+        return
     result = train_reward_model(base, data, out, config, every=every, size=size,
                                 data_config=data_config, gguf_file=gguf_file,
                                 chat_template=chat_template, device=device, resume=not no_resume)

@@ -83,3 +83,19 @@ def test_cli_objective(tmp_path, capsys):
     rc = main(["train", "--base", str(tiny_base_dir()), "--data", str(data), "--out",
                str(tmp_path / "p"), "--objective", "dpo"])
     assert rc == 2
+
+
+def test_sweep_scores_grm_checkpoints(tmp_path):
+    """A GRM run sweeps like a BT run; the trained value head prefers 'good' to 'bad'."""
+    from rmvalues.training.grm import train_grm_reward_model
+    from rmvalues.training.sweep import sweep
+
+    train_grm_reward_model(tiny_base_dir(), preference_records(16), tmp_path / "run", CONFIG,
+                           device="cpu")
+    prompts = {"q": "Question 3: what, in one word, is best?"}
+    result = sweep(tmp_path / "run", prompts, ["good", "bad"], tmp_path / "sweep", steps=[0, 8],
+                   device="cpu", batch_size=4)
+    table = result.table.set_index(["checkpoint", "candidate"])["score"]
+    assert table[8, "good"] - table[8, "bad"] > table[0, "good"] - table[0, "bad"]
+    assert table[8, "good"] > table[8, "bad"]
+    assert (tmp_path / "sweep" / "sweep.parquet").is_file()

@@ -250,8 +250,11 @@ def train_grm_reward_model(
     def save(step: int) -> None:
         from safetensors.torch import save_file
 
+        from rmvalues.training.trainer import save_added_embeddings
+
         folder = out / f"{CHECKPOINT_PREFIX}{step}"
         lm.save_pretrained(str(folder))
+        save_added_embeddings(lm, pad, folder)
         save_file({f"v_head.{k}": v.detach().cpu().contiguous()
                    for k, v in v_head.state_dict().items()}, str(folder / V_HEAD_FILE))
         tokenizer.save_pretrained(str(folder))
@@ -291,3 +294,55 @@ def train_grm_reward_model(
                f"{time.perf_counter() - started:.1f}s; {len(steps)} checkpoints -> {out}")
     return TrainResult(out=out, steps=steps, total_steps=total, resumed_from=None, summary=summary,
                        log_history=history, model=model, tokenizer=tokenizer)
+
+
+class GRMCheckpointModels:
+    """A GRM run's checkpoints as reward models for ``sweep`` (the interface of
+    :class:`rmvalues.training.sweep.CheckpointModels`): the base causal LM with the checkpoint's
+    LoRA merged, its body as the backbone, and the saved value head through the GRM head adapter."""
+
+    def __init__(self, train_dir: str | Path, *, device: str | None = None,
+                 dtype: str | None = None, name: str | None = None) -> None:
+        from rmvalues.models.loading import default_device
+        from rmvalues.training.sweep import list_checkpoints
+        from rmvalues.training.trainer import BaseModel
+
+        self.train_dir = Path(train_dir)
+        self.checkpoints = list_checkpoints(self.train_dir)
+        self.name = name or self.train_dir.name
+        self.device = device or default_device()
+        self.dtype = dtype
+        self.base = BaseModel(**self.checkpoints[0].fields["base"])
+
+    def reward_model(self, checkpoint):
+        from peft import PeftModel
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM
+
+        from rmvalues.models.heads.grm import GRMValueHead
+        from rmvalues.models.loading import resolve_source, torch_dtype
+        from rmvalues.models.tokenizers import load_tokenizer
+        from rmvalues.training.pad import apply_pad_policy
+        from rmvalues.training.sweep import _body, reward_model_from_parts
+        from rmvalues.training.trainer import load_added_embeddings
+
+        if isinstance(checkpoint, int):
+            matches = [c for c in self.checkpoints if c.step == checkpoint]
+            if not matches:
+                raise InputError(f"{self.train_dir} has no checkpoint at step {checkpoint}.")
+            checkpoint = matches[0]
+        tokenizer = load_tokenizer(checkpoint.path)
+        local_dir, _ = resolve_source(self.base.source, self.base.revision, None)
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.dtype, device=self.device, spec=None)}
+        kwargs.update({"gguf_file": self.base.gguf_file} if self.base.gguf_file
+                      else {"use_safetensors": True})
+        lm = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
+        apply_pad_policy(tokenizer, lm, record=checkpoint.fields["pad"])
+        load_added_embeddings(lm, checkpoint.path)
+        lm = PeftModel.from_pretrained(lm, str(checkpoint.path), is_trainable=False)
+        lm = lm.merge_and_unload().to(self.device).eval()
+        state = load_file(str(checkpoint.path / V_HEAD_FILE))
+        head = GRMValueHead.from_checkpoint(lm.config, state).to(self.device).eval()
+        return reward_model_from_parts(_body(lm), head, tokenizer, name=self.name,
+                                       source=str(checkpoint.path), step=checkpoint.step,
+                                       run_key=checkpoint.fields.get("run_key"))

@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _lm_runs import synthetic_run
 from rmvalues.analysis.mixed import PAPER_FORMULA
 from rmvalues.analysis.pipeline import analyze, default_formula
 from rmvalues.cli import main
-from rmvalues.engines.logprobs import LogprobRun
-from rmvalues.implicit import renormalize
 from rmvalues.lexicons import load_lexicon, paper_normalize
 
 
@@ -21,14 +20,8 @@ def big_two():
 
 
 def _run(model, tokens, prompt_ids, seed, boost=()):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 1, (len(prompt_ids), len(tokens)))
-    for j, t in enumerate(tokens):
-        if t in boost:
-            x[:, j] += 2.0
-    return LogprobRun(model=model, prompt_ids=list(prompt_ids), token_ids=np.arange(len(tokens)),
-                      tokens=list(tokens), normalized=[paper_normalize(t) for t in tokens],
-                      logprobs=renormalize(x), meta={"prompt_set": "paper-54"})
+    return synthetic_run(model, tokens, prompt_ids, seed, boost, sd=1.0, shift=2.0,
+                         meta={"prompt_set": "paper-54"})
 
 
 @pytest.fixture(scope="module")

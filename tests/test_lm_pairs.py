@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _lm_runs import synthetic_run
 from rmvalues.cli import main
 from rmvalues.engines.logprobs import LogprobRun, load_run, save_run
 from rmvalues.errors import ChecksumError, InputError
 from rmvalues.implicit import renormalize
-from rmvalues.lexicons import paper_normalize
 
 # The authors' config/models.yaml (commit afa052b): hub id -> (type, family).
 AUTHORS_MODELS = {
@@ -46,14 +46,7 @@ def _cli(capsys, *args):
 
 
 def _run(model, tokens, prompt_ids, seed, boost=()):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 2, (len(prompt_ids), len(tokens)))
-    for j, t in enumerate(tokens):
-        if t.strip() in boost:
-            x[:, j] += 4.0
-    return LogprobRun(model=model, prompt_ids=list(prompt_ids), token_ids=np.arange(len(tokens)),
-                      tokens=list(tokens), normalized=[paper_normalize(t) for t in tokens],
-                      logprobs=renormalize(x))
+    return synthetic_run(model, tokens, prompt_ids, seed, {t for t in tokens if t.strip() in boost})
 
 
 # --- the registry ---------------------------------------------------------------------------------

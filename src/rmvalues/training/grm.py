@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ def build_value_head(hidden: int, settings: GRMSettings = GRMSettings()):
     from rmvalues.models.heads.grm import ValueHead
 
     sizes = [hidden] + [settings.vhead_num_neurons] * settings.vhead_num_layers + [1]
-    return ValueHead([(b, a) for a, b in zip(sizes[:-1], sizes[1:])], mlp=True)
+    return ValueHead([(b, a) for a, b in pairwise(sizes)], mlp=True)
 
 
 class GRMModel:

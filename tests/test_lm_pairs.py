@@ -381,3 +381,18 @@ def test_implicit_pairs_errors_and_cli(instruct_runs, tmp_path, capsys):
     assert "21 pairs on" in text and (tmp_path / "o" / "target_scores.csv").exists()
     code, text = _cli(capsys, "implicit", "--out", tmp_path / "o2")
     assert code == 2 and "give --p and --q" in text
+
+
+def test_figure3_caption_names_pairs_without_a_target():
+    from rmvalues.report.mwlr import figure3
+
+    rows = [("google/gemma-2-2b-it", "meta-llama/Llama-3.2-1B-Instruct", "p", "Freedom", 0.1, 1),
+            ("google/gemma-2-2b-it", "meta-llama/Llama-3.2-1B-Instruct", "p", "Love", -0.1, 1),
+            ("google/gemma-2-9b-it", "meta-llama/Llama-3.2-1B-Instruct", "p", "Freedom", 0.2, 1),
+            ("google/gemma-2-9b-it", "meta-llama/Llama-3.2-1B-Instruct", "p", "Love", np.nan, 0)]
+    frame = pd.DataFrame(rows, columns=["p_model", "q_model", "prompt_id", "target", "score",
+                                        "n_variants"])
+    result = figure3(frame)
+    assert "Not shown" in result.caption and "Love for" in result.caption
+    assert result.caption.count("Love for") == 1
+    result.close()

@@ -176,3 +176,16 @@ def test_unloadable_recorded_set_falls_back_with_a_note(tmp_path, big_two):
     assert pset.name == "paper-54" and "'gone' cannot be loaded" in notes[0]
     with pytest.raises(AnalysisError, match="outside the prompt set"):  # plain_* has no framing
         analyze(paths, big_two, n_resamples=99, n_boot=9)
+
+
+def test_score_records_a_prompt_file_that_analyze_reads(tmp_path):
+    from _engine_models import tiny_rm
+    from rmvalues.analysis.pipeline import read_run, resolve_analysis_prompts
+    from rmvalues.api import score
+
+    yaml_path = _prompt_yaml(tmp_path)
+    result = score(tiny_rm("llama"), yaml_path, ["good", "bad"], tmp_path / "run")
+    assert result.manifest["prompt_file"] == str(yaml_path.resolve())
+    frame = read_run(tmp_path / "run")
+    pset, notes = resolve_analysis_prompts([frame])
+    assert pset.name == "my-set" and not notes and "tone" in pset.factor_names

@@ -136,9 +136,11 @@ def _recorded_prompt_set(tables: Sequence[Path]) -> str | None:
     names = set()
     for table in tables:
         try:
-            names.add(read_manifest(manifest_path(table)).fields.get("prompt_set"))
+            fields = read_manifest(manifest_path(table)).fields
         except StoreError:
             names.add(None)
+            continue
+        names.add(fields.get("prompt_file") or fields.get("prompt_set"))
     return names.pop() if len(names) == 1 else None
 
 

@@ -353,6 +353,9 @@ def score(
         "engine_version": ENGINE_VERSION,
         **paper_compat.score_fields(rm, paper_compatible),
         **run_fields(set_name, pairs, cands, splits),
+        # a prompt-set file, so `analyze` can read its factors back (a built-in goes by name)
+        "prompt_file": (str(Path(prompts).resolve()) if isinstance(prompts, (str, Path))
+                        and Path(prompts).is_file() else None),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": engine.runner.batch_size,

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rmvalues.analysis.mixed import PAPER_FORMULA
 from rmvalues.analysis.ranks import DEFAULT_POLICY, MatchPolicy
 from rmvalues.errors import AnalysisError, InputError
 from rmvalues.finite import finite_rows
@@ -106,7 +105,7 @@ def panel_summary_lines(panels: pd.DataFrame) -> list[str]:
               f"panels; {first.ci_method} bootstrap 95% CIs):")]
     for r in panels.itertuples():
         limit = " (at its resolution limit)" if r.p_perm_at_limit else ""
-        lines.append(f"  {r.category!s:<14}{r.framing!s:<10} diff {r.diff:7.2f}  p_welch "
+        lines.append(f"  {r.category!s:<14}{getattr(r, 'framing', '')!s:<10} diff {r.diff:7.2f}  p_welch "
                      f"{r.p_welch:.2g} ({r.stars_welch})  p_perm {r.p_perm:.2g}{limit} ({r.stars_perm})  "
                      f"d_rms {r.d_rms:.3f} [{r.d_rms_lo:.3f}, {r.d_rms_hi:.3f}]  d_av {r.d_av:.3f}")
     return lines + [f"  {note}" for note in panel_notes(panels)]
@@ -123,6 +122,15 @@ def read_run(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     path = Path(source)
     if not path.exists():
         raise InputError(f"run {path} does not exist; pass a results .parquet (or folder) or a released .csv.")
+    from rmvalues.analysis.implicit_units import implicit_tables, read_implicit_scores
+
+    implicit = implicit_tables(path)
+    if implicit:  # an implicit RM (a pair's MWLR table) read as a score run, both directions
+        frames = [read_implicit_scores(t) for t in implicit]
+        out = pd.concat(frames, ignore_index=True)
+        out.attrs = {"model_meta": [m for f in frames for m in f.attrs["model_meta"]],
+                     "prompt_set": frames[0].attrs.get("prompt_set")}
+        return out
     if path.suffix == ".csv":
         header = path.open(encoding="utf-8").readline()
         return read_vocabulary_scores(path) if "token_id" in header else read_dictionary_scores(path)
@@ -134,8 +142,57 @@ def read_run(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         tables = [p for p in sorted(path.glob("*.parquet")) if p.name != "vocabulary.parquet"]
         if not tables:
             raise InputError(f"{path} holds no results .parquet at its top level; pass the table itself.")
-        return pd.concat([read_results(p) for p in tables], ignore_index=True)
-    return read_results(path)
+        out = pd.concat([read_results(p) for p in tables], ignore_index=True)
+    else:
+        tables, out = [path], read_results(path)
+    out.attrs["prompt_set"] = _recorded_prompt_set(tables)
+    return out
+
+
+def _recorded_prompt_set(tables: Sequence[Path]) -> str | None:
+    """The prompt set the tables' manifests record (None when absent or when they disagree)."""
+    from rmvalues.errors import StoreError
+    from rmvalues.store.manifest import manifest_path, read_manifest
+
+    names = set()
+    for table in tables:
+        try:
+            fields = read_manifest(manifest_path(table)).fields
+        except StoreError:
+            names.add(None)
+            continue
+        names.add(fields.get("prompt_file") or fields.get("prompt_set"))
+    return names.pop() if len(names) == 1 else None
+
+
+def resolve_analysis_prompts(frames: Sequence[pd.DataFrame], prompts: Any = None
+                             ) -> tuple[Any, list[str]]:
+    """The prompt set whose factors the units get: ``prompts`` if given, else the one every run's
+    manifest records (a built-in name or YAML path), else ``paper-54``; plus notes on the choice."""
+    from rmvalues.prompts import load_prompt_set
+
+    if prompts is not None:
+        from rmvalues.analysis.gap import combined_prompt_set
+
+        return combined_prompt_set(prompts), []
+    recorded = {f.attrs.get("prompt_set") for f in frames}
+    if len(recorded) == 1 and (name := recorded.pop()):
+        try:
+            return load_prompt_set(name), []
+        except InputError:
+            note = (f"the runs' prompt set {name!r} cannot be loaded by name; factors taken from "
+                    "paper-54 (pass --prompts with its YAML file)")
+            return load_prompt_set("paper-54"), [note]
+    return load_prompt_set("paper-54"), []
+
+
+def default_formula(units: pd.DataFrame) -> str:
+    """``median_rank ~ base * category`` times every prompt factor of the design present with two
+    or more levels (``framing`` for the paper's 54, giving the paper's formula)."""
+    terms = ["base", "category"]
+    if "framing" in units.columns and units["framing"].nunique() > 1:
+        terms.append("framing")
+    return "median_rank ~ " + " * ".join(terms)
 
 
 def analyze(
@@ -144,7 +201,7 @@ def analyze(
     *,
     policy: MatchPolicy = DEFAULT_POLICY,
     model_meta: Any = None,
-    formula: str = PAPER_FORMULA,
+    formula: str | None = None,
     categories: Sequence[str] | None = None,
     merge: Mapping[str, str] | None = None,
     correction: str = "bonferroni",
@@ -169,6 +226,9 @@ def analyze(
     units carry. ``sensitivity``: also estimate how the base-family gap varies with the prompt
     (:mod:`rmvalues.analysis.sensitivity`); units without a framing (neutral controls) are then
     left out of the paper's mixed model and panel tests only.
+    Runs may be implicit-reward tables (:mod:`rmvalues.analysis.implicit_units`). Prompt factors
+    come from ``prompts``, else the prompt set the runs' manifests record; ``formula=None`` builds
+    the formula from the factors present (:func:`default_formula`).
     """
     import pandas as pd
 
@@ -183,7 +243,15 @@ def analyze(
     if not runs:
         raise InputError("no runs given; pass one or more results tables.")
     lex = load_lexicon(lexicon) if isinstance(lexicon, (str, Path)) else lexicon
-    scores = pd.concat([read_run(r) for r in runs], ignore_index=True)
+    frames = [read_run(r) for r in runs]
+    pset, notes = resolve_analysis_prompts(frames, prompts)
+    implicit_meta = [m for f in frames for m in f.attrs.get("model_meta", [])]
+    if implicit_meta:  # implicit RMs: base = the family whose preference the scores express
+        from rmvalues.analysis.units import read_model_meta
+
+        given = [read_model_meta(model_meta)] if model_meta is not None else []
+        model_meta = pd.concat([*given, pd.DataFrame(implicit_meta)], ignore_index=True)
+    scores = pd.concat(frames, ignore_index=True)
     keep = finite_rows(scores["score"], what="the runs' scores", drop=drop_nonfinite,
                        error=AnalysisError,
                        label=lambda i: (f"{scores['model'].iat[i]} / {scores['prompt_id'].iat[i]} / "
@@ -193,19 +261,17 @@ def analyze(
         scores = scores[keep].reset_index(drop=True)
     ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge)
     multi = scores["model"].nunique() > 1
-    unit_prompts = "paper-54"
-    if prompts is not None:
-        from rmvalues.analysis.gap import combined_prompt_set
-
-        unit_prompts = combined_prompt_set(prompts)
     units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None,
-                              prompts=unit_prompts)
+                              prompts=pset)
+    formula = formula or default_formula(units)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
-                "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed, "top_k": top_k, "null_draws": null_draws, "categories": categories,
+                "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed,
+                "top_k": top_k, "null_draws": null_draws, "categories": categories,
                 "merge": dict(merge) if merge else None, "policy": policy.to_dict(),
-                "prompts": getattr(unit_prompts, "name", unit_prompts), "sensitivity": sensitivity}
+                "prompts": pset.name, "sensitivity": sensitivity}
+    settings["prompt_set"] = pset.name
     result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
-                            ranks=ranked, units=units)
+                            ranks=ranked, units=units, notes=notes)
     settings["nonfinite_rows_dropped"] = int((~keep).sum())
     if "framing" in units and units["framing"].notna().all():
         result.framing = group_summary(units)
@@ -233,7 +299,7 @@ def analyze(
     if sensitivity:
         from rmvalues.analysis.sensitivity import prompt_sensitivity
 
-        result.sensitivity = prompt_sensitivity(units, prompts, n_boot=n_boot, seed=seed)
+        result.sensitivity = prompt_sensitivity(units, pset, n_boot=n_boot, seed=seed)
         framed = units["framing"].notna()
         if not framed.all():
             result.notes.append(f"{int((~framed).sum())} units without a framing (e.g. neutral "
@@ -259,6 +325,10 @@ def analyze(
     if units["framing"].notna().all():
         result.panels = panel_tests(units, correction=correction, n_resamples=n_resamples,  # type: ignore[arg-type]
                                     n_boot=n_boot, seed=seed, ci_method=ci_method)
+    elif units["framing"].isna().all():  # a prompt set without framing: one panel per category
+        result.panels = panel_tests(units, by=("category",), correction=correction,  # type: ignore[arg-type]
+                                    n_resamples=n_resamples, n_boot=n_boot, seed=seed,
+                                    ci_method=ci_method)
     return result
 
 

@@ -38,19 +38,23 @@ def prompt_factors(prompt_ids: Iterable[str], prompts: Any = "paper-54") -> pd.D
 
     pset = prompts if isinstance(prompts, PromptSet) else load_prompt_set(prompts)
     known = pset.to_frame().drop(columns="text").set_index("prompt_id")
+    # The set's own factors (a user's set may add factors or levels), after the paper's four.
+    factors = list(dict.fromkeys([*PROMPT_FACTORS, *pset.factor_names]))
     framing_of = {}
     if {"adjective", "framing"} <= set(known.columns):
         framing_of = dict(zip(known["adjective"], known["framing"]))
     rows = []
     for pid in dict.fromkeys(prompt_ids):
         if pid in known.index:
-            rows.append({"prompt_id": pid, **{f: known.loc[pid].get(f) for f in PROMPT_FACTORS}})
+            rows.append({"prompt_id": pid, **{f: known.loc[pid].get(f) for f in factors}})
             continue
         parts = (pid.split("_") + [None, None, None])[:3]
         rows.append({"prompt_id": pid, "adjective": parts[0], "context": parts[1], "style": parts[2],
                      "framing": framing_of.get(parts[0])})
-    frame = pd.DataFrame(rows, columns=["prompt_id", *PROMPT_FACTORS])
-    frame["framing"] = pd.Categorical(frame["framing"], categories=list(FRAMING_LEVELS))
+    frame = pd.DataFrame(rows, columns=["prompt_id", *factors])
+    extra = [lv for lv in (pset.levels("framing") if "framing" in pset.factor_names else [])
+             if lv not in FRAMING_LEVELS]
+    frame["framing"] = pd.Categorical(frame["framing"], categories=[*FRAMING_LEVELS, *extra])
     return frame
 
 

@@ -35,6 +35,8 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.analyze", None),
     ("rmvalues.cli.compare", None),
     ("rmvalues.cli.logprobs", None),
+    ("rmvalues.cli.lm", None),
+    ("rmvalues.cli.dynamics", None),
     ("rmvalues.cli.report", None),
     ("rmvalues.cli.train", None),
     ("rmvalues.cli.search", None),

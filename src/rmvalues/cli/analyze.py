@@ -22,7 +22,8 @@ def _policy(match: str, variants: str, rank_over: str):
 
 def analyze_command(
     runs: Annotated[list[Path], typer.Argument(help="Results tables: .parquet files/folders from "
-                                                    "`rmvalues score`, or released .csv files.")],
+                                                    "`rmvalues score`, released .csv files, or "
+                                                    "`rmvalues implicit` outputs (pair folders).")],
     lexicon: Annotated[str, typer.Option(help="Built-in lexicon name or lexicon file.")] = "big-two-nouns",
     out: Annotated[Path | None, typer.Option(help="Write tables (Parquet + CSV), summary.txt and "
                                                   "manifest.json here.")] = None,
@@ -33,8 +34,10 @@ def analyze_command(
     variants: Annotated[str, typer.Option(help="separate | mean (average variants of a normalised form).")] = "separate",
     rank_over: Annotated[str, typer.Option(help="items | rows (the authors' (term, category) rows).")] = "items",
     category: Annotated[list[str] | None, typer.Option(help="Keep only these categories (repeatable).")] = None,
-    formula: Annotated[str, typer.Option(help="Mixed-model formula over the unit columns.")] =
-        "median_rank ~ base * category * framing",
+    formula: Annotated[str | None, typer.Option(
+        help="Mixed-model formula over the unit columns (default: base * category times the "
+             "prompt set's framing, i.e. the paper's median_rank ~ base * category * framing).")]
+    = None,
     anova: Annotated[str, typer.Option(help="F tests: sequential (R's anova(lme), terms in R's order) "
                                             "| marginal (each term after all others).")] = "sequential",
     correction: Annotated[str, typer.Option(help="bonferroni | holm | bh | none.")] = "bonferroni",
@@ -52,7 +55,8 @@ def analyze_command(
         "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
         "(counted in the manifest).")] = False,
     prompts: Annotated[list[str] | None, typer.Option(
-        help="Prompt set(s) the runs were scored on (name or YAML; repeatable; default paper-54).")] = None,
+        help="Prompt set(s) (name or YAML; repeatable) whose factors the units get (default: the one "
+             "the runs' manifests record, else paper-54).")] = None,
     sensitivity: Annotated[bool, typer.Option(
         help="Also estimate how the base-family gap varies with the prompt: variance components "
              "(prompt as a random effect) and the gap per prompt family, with bootstrap CIs.")] = False,

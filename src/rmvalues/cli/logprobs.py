@@ -15,17 +15,23 @@ def register(app: typer.Typer) -> None:
 
 
 def logprobs_command(
-    model: Annotated[str, typer.Option(help="Hugging Face hub id or local model folder.")],
-    kind: Annotated[str, typer.Option(
-        help="instruct: chat template + generation prompt; pretrained: BOS + raw prompt.")],
+    model: Annotated[str, typer.Option(help="LM registry key (e.g. gemma-2-2b-it; see "
+                                            "`rmvalues lms`), hub id or local model folder.")],
     out: Annotated[Path, typer.Option(help="Output directory (logprobs.parquet, manifest, "
                                            "vocabulary.parquet).")],
+    kind: Annotated[str | None, typer.Option(
+        help="instruct: chat template + generation prompt; pretrained: BOS + raw prompt "
+             "(default: the registry's kind).")] = None,
     prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
     gguf_file: Annotated[str | None, typer.Option(help="GGUF file inside the model folder.")] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16 | auto "
-                                            "(logits are always normalised from fp32).")] = "float32",
+    dtype: Annotated[str | None, typer.Option(
+        help="float32 | bfloat16 | float16 | auto (logits are always normalised from fp32; "
+             "default: the registry's dtype, else float32).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    device_map: Annotated[str | None, typer.Option(
+        help='"auto": shard the model over all GPUs of the node (70B models); replaces --device.')]
+    = None,
     template: Annotated[str | None, typer.Option(
         help='Pretrained only: text template with {prompt}, e.g. "User: {prompt}\\nAssistant:" '
              "(FAccT); default: the raw prompt.")] = None,
@@ -45,7 +51,9 @@ def logprobs_command(
     """Full-vocabulary next-token log-probs of a causal LM for every prompt."""
     from rmvalues.engines.logprobs import KINDS, run_logprobs
     from rmvalues.errors import InputError
+    from rmvalues.models.lm_registry import resolve_lm_options
 
+    model, kind, dtype, _ = resolve_lm_options(model, kind, dtype)
     if kind not in KINDS:
         raise InputError(f"--kind {kind!r}: choose 'pretrained' or 'instruct'.")
     if template is not None:
@@ -54,18 +62,24 @@ def logprobs_command(
                        gguf_file=gguf_file, revision=revision, dtype=dtype, device=device, template=template,
                        chat_template=chat_template, date_string=date_string,
                        batch_size=batch_size, trust_remote_code=trust_remote_code, name=name,
-                       drop_nonfinite=drop_nonfinite)
+                       drop_nonfinite=drop_nonfinite, device_map=device_map)
     typer.echo(f"{run.model}: {len(run.prompt_ids)} prompts x {len(run.token_ids):,} tokens "
                f"({run.meta['padded_rows_excluded']} padded logit rows excluded) -> "
                f"{out.resolve()}/logprobs.parquet")
 
 
 def implicit_command(
-    p: Annotated[str, typer.Option("--p", help="Stored log-prob run of the reference model p "
-                                               "(a `rmvalues logprobs --out` directory).")],
-    q: Annotated[str, typer.Option("--q", help="Stored log-prob run of the model q; positive "
-                                               "scores = preferred by q.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
+    p: Annotated[str | None, typer.Option("--p", help="Stored log-prob run of the reference model p "
+                                                      "(a `rmvalues logprobs --out` directory).")]
+    = None,
+    q: Annotated[str | None, typer.Option("--q", help="Stored log-prob run of the model q; "
+                                                      "positive scores = preferred by q.")] = None,
+    pairs: Annotated[str | None, typer.Option(
+        help="all-instruct: every Gemma x Llama instruct pair of --runs on their common "
+             "vocabulary (Fig 3 + a Table 1 per pair), instead of --p/--q.")] = None,
+    runs: Annotated[list[Path] | None, typer.Option(
+        "--runs", help="With --pairs: log-prob run folders, or a folder of them.")] = None,
     prompts: Annotated[str | None, typer.Option(
         help="Prompt set name or comma-separated prompt ids (default: all prompts of the runs).")]
     = None,
@@ -95,7 +109,23 @@ def implicit_command(
         "of refusing (counted in the manifest).")] = False,
 ) -> None:
     """Implicit reward model between two stored log-prob runs (no model is loaded)."""
+    from rmvalues.errors import InputError
     from rmvalues.implicit import write_implicit
+
+    if pairs is not None:
+        from rmvalues.analysis.lm_pairs import write_implicit_pairs
+
+        if not runs or p or q:
+            raise InputError("--pairs takes the runs from --runs (not --p/--q).")
+        found = write_implicit_pairs(
+            runs, out, pairing=pairs, metric=metric, prompts=prompts, k=k,
+            table1_prompt=table1_prompt, drop_formatting=drop_formatting, progress=True,
+            targets=[t.strip() for t in targets.split(",") if t.strip()])
+        typer.echo(f"{len(found.pairs)} pairs on {found.n_common:,} common strings -> "
+                   f"{out.resolve()}/ (target_scores.csv, one folder per pair)")
+        return
+    if p is None or q is None:
+        raise InputError("give --p and --q (two runs), or --pairs all-instruct with --runs.")
 
     res = write_implicit(
         p, q, out, metric=metric, join=join, aggregate=aggregate,  # type: ignore[arg-type]

@@ -67,14 +67,32 @@ def train_command(
     counterbalance_mode: Annotated[str, typer.Option(
         help="swap (add each pair with Agency<->Communion words swapped) | duplicate (repeat "
              "minority-direction pairs).")] = "swap",
+    objective: Annotated[str, typer.Option(
+        help="bt: Bradley-Terry; grm: BT + text-generation regulariser with GRM's value head "
+             "(the paper's method = GRM; weight 0.01, beta 0.1; no resume).")] = "bt",
 ) -> None:
-    """Train a Bradley–Terry LoRA reward model (paper defaults); re-running resumes."""
+    """Train a Bradley–Terry (or GRM-objective) LoRA reward model; BT runs resume on re-run."""
     from rmvalues.training.config import TrainConfig
     from rmvalues.training.trainer import train_reward_model
 
     config = TrainConfig().replace(
         checkpoint_every=checkpoint_every, max_steps=max_steps, num_train_epochs=epochs,
         learning_rate=learning_rate, max_length=max_length, seed=seed, **_set(set_))
+    from rmvalues.errors import InputError
+
+    if objective not in ("bt", "grm"):
+        raise InputError(f"--objective {objective!r}: choose bt or grm.")
+    if objective == "grm":
+        from rmvalues.training.grm import train_grm_reward_model
+
+        if seeds or counterbalance:
+            raise InputError("--objective grm trains one run: --seeds and --counterbalance work "
+                             "with the bt objective.")
+        result = train_grm_reward_model(base, data, out, config, every=every, size=size,
+                                        data_config=data_config, gguf_file=gguf_file,
+                                        chat_template=chat_template, device=device)
+        typer.echo(result.summary)
+        return
     if counterbalance:
         import json
 
@@ -93,7 +111,6 @@ def train_command(
     kwargs = {"every": every, "size": size, "data_config": data_config, "gguf_file": gguf_file,
                   "chat_template": chat_template, "device": device, "resume": not no_resume}
     if seeds:
-        from rmvalues.errors import InputError
         from rmvalues.training.seeds import train_seeds
 
         try:
@@ -159,18 +176,32 @@ def inject_command(
 
 
 def validate_metrics_command(
-    base: Annotated[str, typer.Option(help="Base causal LM: hub id or model folder.")],
-    out: Annotated[Path, typer.Option(help="Output folder (sensitivity table, adapter).")],
+    out: Annotated[Path, typer.Option(help="Output folder (sensitivity table, Fig A3, adapter).")],
+    base: Annotated[str | None, typer.Option(
+        help="Base causal LM: hub id or model folder (default with --setup authors: their "
+             "google/gemma-2-2b).")] = None,
+    setup: Annotated[str, typer.Option(
+        help="authors: their prompts, words, template and LoRA/training settings (Fig A3); "
+             "recipe: generated prompts and this package's recipe.")] = "authors",
     gguf_file: Annotated[str | None, typer.Option(help="GGUF weights file inside --base.")] = None,
-    steps: Annotated[int, typer.Option(help="LoRA SFT steps (paper: 50).")] = 50,
-    learning_rate: Annotated[float, typer.Option(help="LoRA SFT learning rate.")] = 2e-4,
+    steps: Annotated[int | None, typer.Option(help="LoRA SFT steps (default: the set-up's, 50).")]
+    = None,
+    learning_rate: Annotated[float | None, typer.Option(
+        help="LoRA SFT learning rate (default: the set-up's, 2e-4).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
 ) -> None:
     """LM-level value injection (Fig A3): each implicit-reward metric's sensitivity."""
-    from rmvalues.training.lm_injection import LMInjectionConfig, validate_metrics
+    from dataclasses import replace
 
-    result = validate_metrics(base, out, gguf_file=gguf_file, device=device,
-                              config=LMInjectionConfig(max_steps=steps,
-                                                       learning_rate=learning_rate))
+    from rmvalues.training.injection_setups import resolve_setup
+    from rmvalues.training.lm_injection import validate_metrics
+
+    config = resolve_setup(setup).config
+    if steps is not None:
+        config = replace(config, max_steps=steps)
+    if learning_rate is not None:
+        config = replace(config, learning_rate=learning_rate)
+    result = validate_metrics(base, out, gguf_file=gguf_file, device=device, config=config,
+                              setup=setup)
     typer.echo(result.table.to_string(index=False))
     typer.echo(result.summary)

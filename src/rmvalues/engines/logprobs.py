@@ -350,7 +350,8 @@ def next_token_logprobs(
         raise InputError("an empty prompt tokenised to no ids; give every prompt some text")
     from rmvalues.engines.score import length_buckets
 
-    device = next(model.parameters()).device
+    # The input embedding's device: with a device_map the layers are spread over several GPUs.
+    device = model.get_input_embeddings().weight.device
     out = np.empty((len(input_ids), vocab_size), np.float32)
     with torch.inference_mode():
         for members in length_buckets(input_ids).values():
@@ -460,14 +461,18 @@ def run_logprobs(
     trust_remote_code: bool = False,
     name: str | None = None,
     drop_nonfinite: bool = False,
+    device_map: str | None = None,
 ) -> LogprobRun:
-    """Load a model, compute its log-prob run and (with ``out_dir``) store it with its manifest."""
+    """Load a model, compute its log-prob run and (with ``out_dir``) store it with its manifest.
+
+    ``device_map="auto"`` shards a model too large for one GPU over the node's GPUs.
+    """
     from rmvalues.models.lm import load_causal_lm
     from rmvalues.models.tokenizers import decoded_vocabulary, vocabulary_table
 
     lm = load_causal_lm(model, revision=revision, gguf_file=gguf_file, dtype=dtype, device=device,
                         trust_remote_code=trust_remote_code, chat_template=chat_template, name=name,
-                        require_chat_template=kind == "instruct")
+                        require_chat_template=kind == "instruct", device_map=device_map)
     prompt_set = prompts if isinstance(prompts, str) else getattr(prompts, "name", None)
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,

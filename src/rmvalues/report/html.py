@@ -73,6 +73,7 @@ class ReportInputs:
     prompt_sets: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # per-figure keyword overrides
+    left_out: list[str] = field(default_factory=list)  # inputs found but not drawn, said so
     facct: Any = None  # a rmvalues.analysis.compare.CompareResult: the FAccT 2025 section
 
 
@@ -84,6 +85,25 @@ class _Figure:
     png_b64: str
     width_px: int  # display width: the printed size at a comfortable screen scale
     files: list[str]
+
+
+def _token_tables(inputs: ReportInputs, out: Path) -> tuple[TokenTable, str]:
+    """Table 1, once per model pair when the scores name their pairs (``p_model``/``q_model``)."""
+    from rmvalues.report.tokens import table1
+
+    scores = inputs.token_scores
+    opts = inputs.options.get("table1", {})
+    if not {"p_model", "q_model"} <= set(scores.columns) \
+            or len(scores[["p_model", "q_model"]].drop_duplicates()) < 2:
+        table = table1(scores, out_dir=out / "tables", **opts)
+        return table, table.to_html()
+    parts, first = [], None
+    groups = scores.groupby(["p_model", "q_model"], sort=True, observed=True)
+    for i, ((p, q), frame) in enumerate(groups, start=1):
+        table = table1(frame, out_dir=out / "tables", stem=f"table1_pair{i:02d}", **opts)
+        first = first or table
+        parts.append(f"<h4>{_html.escape(str(p))} \u2192 {_html.escape(str(q))}</h4>{table.to_html()}")
+    return first, "\n".join(parts)
 
 
 def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle = DEFAULT_STYLE
@@ -397,7 +417,6 @@ def render_report(
     import pandas as pd
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from rmvalues.report.tokens import table1
 
     out = Path(out_dir)
     try:
@@ -420,11 +439,12 @@ def render_report(
 
     facct = _facct_section(inputs.facct, out, style) if inputs.facct is not None else None
 
+    skipped.extend(inputs.left_out)
     token_table: TokenTable | None = None
+    token_html = ""
     if inputs.token_scores is not None and len(inputs.token_scores):
         try:
-            token_table = table1(inputs.token_scores, out_dir=out / "tables",
-                                 **inputs.options.get("table1", {}))
+            token_table, token_html = _token_tables(inputs, out)
         except InputError as exc:  # reported like a figure whose input does not fit
             skipped.append(f"Table 1 ({exc})")
 
@@ -476,7 +496,7 @@ def render_report(
         skipped=skipped,
         stats=stats,
         texts=list(inputs.texts.items()),
-        token_table=token_table.to_html() if token_table else "",
+        token_table=token_html,
         token_caption=token_table.caption if token_table else "",
         lexicons=lexicons,
         prompt_sets=prompt_sets,

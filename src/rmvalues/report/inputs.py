@@ -60,6 +60,8 @@ _FIELDS: dict[str, str] = {
     "search": "search_results",
     "debias_gap": "debias_gap",
 }
+#: Fields whose tables from several folders (one per model pair) are stacked, not replaced.
+_STACKED = ("mwlr_pairs", "token_scores")
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
                 "coverage", "null_baselines", "search_margins", "search_composition",
                 "sensitivity_components", "sensitivity_families", "debias_runs", "debias_price",
@@ -177,6 +179,15 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
             field_name, stat_title = _field_for(file.stem, kind, _is_mfd(lexicon))
             if field_name is not None and getattr(inputs, field_name) is None:
                 setattr(inputs, field_name, _read_table(file))
+            elif field_name in _STACKED:  # several pairs' tables: all of them, one frame
+                import pandas as pd
+
+                setattr(inputs, field_name, pd.concat(
+                    [getattr(inputs, field_name), _read_table(file)], ignore_index=True))
+            elif field_name is not None:
+                inputs.left_out.append(
+                    f"{file.relative_to(folder) if path.is_dir() else file} (a second "
+                    f"{field_name} table; only the first is drawn: report its folder on its own)")
             elif stat_title is not None and stat_title not in inputs.tables:
                 inputs.tables[stat_title] = _read_table(file)
     inputs.title = title or f"rmvalues report: {', '.join(p.name for p in paths)}"

@@ -222,7 +222,12 @@ def sweep(
     if out is not None:
         out = check_writable(out)
     chosen = list_checkpoints(train_dir, steps)
-    models = CheckpointModels(train_dir, device=device, dtype=dtype, name=name)
+    if chosen[0].fields.get("objective") == "grm":  # a GRM run: causal LM + value head
+        from rmvalues.training.grm import GRMCheckpointModels
+
+        models = GRMCheckpointModels(train_dir, device=device, dtype=dtype, name=name)
+    else:
+        models = CheckpointModels(train_dir, device=device, dtype=dtype, name=name)
     key = _sweep_key(prompts, candidates, models, dtype)
     frames = []
     for checkpoint in chosen:

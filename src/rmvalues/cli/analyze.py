@@ -47,15 +47,21 @@ def analyze_command(
     top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
-             "shuffles (0: off).")] = 0,
+             "shuffles (0: off); for one RM (or models without family metadata), its category "
+             "contrast.")] = 0,
+    group_by: Annotated[str | None, typer.Option(
+        help="Compare the category contrast across this column: model | checkpoint | base | any "
+             "--model-meta column (default: checkpoint for a sweep, model for several models).")] = None,
 ) -> None:
-    """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
+    """Ranks, median-rank units, category contrasts per run (paired over prompts, with effect sizes,
+    CIs and null baselines), comparisons across checkpoints/models, and — with two base families of
+    two models each — the paper's mixed model and Gemma-vs-Llama panel tests."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
     result = analyze(runs, lexicon, policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws, ci_method=ci_method, anova_type=anova)
+                     null_draws=null_draws, ci_method=ci_method, anova_type=anova, group_by=group_by)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

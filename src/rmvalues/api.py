@@ -230,10 +230,13 @@ def score(
     mode: str = "auto",
     progress: bool = False,
     on_shard: Callable[[str], None] | None = None,
+    gguf_file: str | None = None,
 ) -> ScoreResult:
     """Score every prompt × candidate with one reward model; write shards, table and manifest to ``out``.
 
-    ``model``: registry key, hub id, local folder, or a loaded :class:`RewardModel`.
+    ``model``: registry key, hub id, local folder, a ``rmvalues train`` run or ``checkpoint-N``
+    folder, ``asset:NAME`` (a bundled GGUF model; ``gguf_file`` picks the file of a folder), or a
+    loaded :class:`RewardModel`.
     ``prompts``: a prompt-set name/file (``"paper-54"``), a PromptSet, ``{id: text}`` or a list.
     ``candidates``: ``"vocab"``, ``"vocab:0-4095"``, ``"lexicon:NAME"``, ``"file:PATH"``, a
     CandidateSet, a list of strings (text) or of ints (token ids).
@@ -258,7 +261,8 @@ def score(
     if paper_compatible:  # the paper's dtype per model, its score definition and pooling
         dtype = paper_compat.paper_dtype(model, dtype)
     rm = _load(model, revision=revision, dtype=dtype, attn_implementation=attn_implementation,
-               device=device, chat_template=chat_template, trust_remote_code=trust_remote_code)
+               device=device, chat_template=chat_template, trust_remote_code=trust_remote_code,
+               gguf_file=gguf_file)
     if paper_compatible:
         rm = paper_compat.paper_model(rm)
     cands = resolve_candidates(candidates, rm.tokenizer)
@@ -430,8 +434,9 @@ def early_candidates(candidates: Any) -> Any:
 
 
 def _load(model: Any, **kwargs: Any) -> RewardModel:
-    from rmvalues.models.loading import RewardModel, load_reward_model
+    from rmvalues.models.checkpoints import load_model_ref
+    from rmvalues.models.loading import RewardModel
 
     if isinstance(model, RewardModel):
         return model
-    return load_reward_model(model, **kwargs)
+    return load_model_ref(model, **kwargs)

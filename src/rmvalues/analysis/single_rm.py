@@ -287,7 +287,9 @@ def describe_contrast(row: Mapping[str, Any], level: float = 0.95) -> str:
     where = "" if row["framing"] == ALL else f" under {row['framing']} prompts"
     return (f"{a} ranks {d:.1f} places above {b}{where} ({level:.0%} CI {lo:.1f} to {hi:.1f}; "
             f"higher under {better} of {row['n_prompts']} prompts; paired t-test p = {row['p_t']:.2g}, "
-            f"Wilcoxon p = {row['p_wilcoxon']:.2g}; Cohen's d_z = {abs(row['d_z']):.2f})")
+            f"Wilcoxon p = {row['p_wilcoxon']:.2g}; " + (
+                f"Cohen's d_z = {abs(row['d_z']):.2f})" if row["d_z"] == row["d_z"]
+                else "Cohen's d_z undefined: the same difference under every prompt)"))
 
 
 def within_rm(result: Any, scores: pd.DataFrame, lexicon: Any, *, group_by: str | None = None,

@@ -37,6 +37,7 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.logprobs", None),
     ("rmvalues.cli.report", None),
     ("rmvalues.cli.train", None),
+    ("rmvalues.cli.audit", None),
 )
 
 

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
 
 
 def score_command(
-    model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")],
+    model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, model folder, "
+                                            "`rmvalues train` run or checkpoint-N folder, or "
+                                            "asset:NAME (a bundled small model).")],
     out: Annotated[Path, typer.Option(help="Output directory (shards, merged table, manifest).")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
     candidates: Annotated[str, typer.Option(
@@ -40,6 +42,9 @@ def score_command(
         "(double BOS, lossy round trip).")] = False,
     trust_remote_code: Annotated[bool, typer.Option(
         "--trust-remote-code", help="Allow the model repository's own Python code to run.")] = False,
+    gguf_file: Annotated[str | None, typer.Option(
+        help="GGUF weights file inside the --model folder (found automatically for asset:NAME and "
+             "folders with one .gguf).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     executor: Annotated[str | None, typer.Option(
         help="local | accelerate | slurm | ray: run as a plan of units (see `rmvalues plan`).")] = None,
@@ -66,6 +71,9 @@ def score_command(
         from rmvalues.errors import InputError
         from rmvalues.scale import RunSpec, execute
 
+        if gguf_file or model.startswith("asset:"):
+            raise InputError("GGUF models (--gguf-file, asset:NAME) run on the plain path: drop "
+                             "--executor/--shard-size/--device-map")
         if verify:
             raise InputError("--verify runs on the plain path: run `rmvalues score --verify N` "
                              "without --executor afterwards (it resumes every finished shard)")
@@ -83,6 +91,6 @@ def score_command(
         attn_implementation=attn_implementation, device=device, date_string=date_string,
         chat_template=chat_template, paper_compatible=paper_compatible,
         trust_remote_code=trust_remote_code, verify=verify, verify_tolerance=verify_tolerance,
-        progress=not quiet,
+        progress=not quiet, gguf_file=gguf_file,
     )
     typer.echo(result.summary)

@@ -267,9 +267,10 @@ def _load_backbone(
     try:
         config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError) as exc:
+        from rmvalues.models.checkpoints import config_hint
+
         raise ModelError(
-            f"cannot read the config of {local_dir}: {_first_line(exc)}. If the model needs "
-            "its own code and you trust it, pass --trust-remote-code."
+            f"cannot read the config of {local_dir}: {_first_line(exc)}. {config_hint(local_dir)}"
         ) from exc
     load_kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "output_loading_info": True,
                                    **kwargs}

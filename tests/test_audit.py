@@ -1,0 +1,147 @@
+"""`rmvalues audit` end to end on tiny models with and without a planted Communion preference, and
+reward models given as training runs, checkpoints and bundled assets (issue 17, findings 3-6)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _audit_models import planted_rm_dir
+from _train_models import preference_records, tiny_base_dir
+from rmvalues.cli import main
+from rmvalues.errors import AssetError, InputError, ModelError
+from rmvalues.training.config import TrainConfig
+
+PROMPTS = {"best": "What, in one word, is the best thing?", "worst": "Name the worst thing."}
+CANDIDATES = ["good", "bad", "love", "war", "kind"]
+
+
+def test_audit_finds_a_planted_communion_preference(tmp_path, capsys):
+    """The answer opens the report: sign, paired test over the 54 prompts, framing, d, nulls, and
+    the model beside the paper's ten RMs."""
+    out = tmp_path / "audit"
+    assert main(["audit", "--model", str(planted_rm_dir(1.0)), "--lexicon", "big-two-nouns",
+                 "--out", str(out), "--null-draws", "99", "--boot", "200", "--quiet",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    report = (out / "report.md").read_text("utf-8")
+    first = report.split("\n\n")[2]  # after the title and the lexicon heading
+    assert first.startswith("Communion ranks ") and "places above Agency (95% CI" in first
+    assert "higher under 54 of 54 prompts" in first and "Wilcoxon p = " in first
+    assert "shuffled category labels p = 0.01" in first
+    assert "**Verdict: planted-1.0-0-32 prefers Communion over Agency.**" in first
+    assert "By framing: Communion ranks" in report and "under positive prompts" in report
+    assert "Beside the paper's ten RMs" in report and "sits above all 10" in report
+    assert printed.startswith("# rmvalues audit") and "report: " in printed
+    contrasts = pd.read_csv(out / "tables" / "big-two-nouns_contrasts.csv")
+    row = contrasts[contrasts["framing"] == "all"].iloc[0]
+    assert row["places_above"] < 0 and row["p_t"] < 1e-6  # Agency minus Communion: Communion higher
+    beside = pd.read_csv(out / "tables" / "big-two-nouns_beside_paper_rms.csv")
+    assert len(beside) == 11 and beside.iloc[0]["source"] == "audited"
+    assert (out / "tables" / "big-two-nouns_contrasts.tex").read_text().lstrip().startswith("\\begin{tabular}")
+    assert (out / "figures" / "big-two-nouns_median_rank_by_category.png").stat().st_size > 1000
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "audit" and "tables/big-two-nouns_contrasts.csv" in manifest["fields"]["files"]
+
+
+def test_audit_of_a_no_preference_control_is_not_a_verdict(tmp_path):
+    """Random embeddings: the paired test over prompts is significant for these particular words,
+    the label-shuffle null is not, so the report says there is no reliable preference."""
+    from rmvalues.audit import audit
+
+    prompts = tmp_path / "mine.yaml"
+    prompts.write_text("name: mine\nprompts:\n" + "".join(
+        f"  - {{id: p{i}, text: \"Question {i}: what, in one word, is best?\", factors: {{framing: positive}}}}\n"
+        for i in range(12)))
+    result = audit([planted_rm_dir(0.0)], lexicons=["big-two-nouns"], prompts=str(prompts),
+                   out=tmp_path / "audit", null_draws=99, n_boot=200, device="cpu")
+    report = result.report.read_text("utf-8")
+    assert "**Verdict: no reliable Communion/Agency preference**" in report
+    null = result.analyses["big-two-nouns"].null.set_index("kind")
+    assert null.loc["shuffled_labels", "p_value"] > 0.05
+    assert any("released scores are on paper-54" in n for n in result.notes)
+
+
+def test_two_models_are_compared_directly(tmp_path):
+    from rmvalues.audit import audit
+
+    result = audit([planted_rm_dir(1.0), planted_rm_dir(0.0)], lexicons=["big-two-nouns"],
+                   prompts={"a": "What, in one word, is the best thing?",
+                            "b": "Name, in one word, the kindest act.",
+                            "c": "In one word, what matters most?"},
+                   out=tmp_path / "audit", null_draws=9, n_boot=50, device="cpu",
+                   compare_released=False)
+    groups = result.analyses["big-two-nouns"].groups
+    assert list(groups[["group_x", "group_y"]].iloc[0]) == ["planted-0.0-0-32", "planted-1.0-0-32"]
+    assert " vs planted-0.0-0-32: Communion - Agency gap" in result.report.read_text("utf-8")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from rmvalues.training.trainer import train_reward_model
+
+    config = TrainConfig(per_device_train_batch_size=4, gradient_accumulation_steps=1,
+                         num_train_epochs=1, learning_rate=1e-2, checkpoint_every=2)
+    out = tmp_path_factory.mktemp("run")
+    return train_reward_model(tiny_base_dir(), preference_records(8), out, config, device="cpu")
+
+
+def test_a_training_run_and_its_checkpoints_are_reward_models(run, tmp_path, capsys):
+    """Finding 4: `--model runs/train/rm1` said "has no .safetensors weights" and
+    `--model rm1/checkpoint-N` advised --trust-remote-code."""
+    from rmvalues.api import score
+    from rmvalues.models.checkpoints import resolve_model_ref
+
+    last = run.total_steps
+    ref = resolve_model_ref(run.out)
+    assert (ref.kind, ref.step, ref.name) == ("run", last, f"{run.out.name}/checkpoint-{last}")
+    assert resolve_model_ref(run.out / "checkpoint-0").step == 0
+    assert main(["merge-checkpoint", str(run.out), "--out", str(tmp_path / "merged")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    merged = score(str(tmp_path / "merged"), PROMPTS, CANDIDATES, device="cpu", dtype="float32").table
+    for model in (run.out, run.out / f"checkpoint-{last}"):
+        table = score(str(model), PROMPTS, CANDIDATES, device="cpu").table
+        np.testing.assert_allclose(table["score"], merged["score"], rtol=1e-5, atol=1e-5)
+        assert set(table["model"]) == {f"{run.out.name}/checkpoint-{last}"}
+    first = score(str(run.out / "checkpoint-0"), PROMPTS, CANDIDATES, device="cpu").table
+    assert not np.allclose(first["score"], merged["score"])
+    with pytest.raises(InputError, match="training checkpoint: \\['chat_template'\\] do not apply"):
+        score(str(run.out), PROMPTS, CANDIDATES, device="cpu", chat_template="x")
+    with pytest.raises(ModelError, match="nothing to merge"):
+        from rmvalues.models.checkpoints import merge_checkpoint_ref
+
+        merge_checkpoint_ref(tmp_path / "merged", tmp_path / "again")
+
+
+def test_an_adapter_folder_gets_the_right_hint_not_trust_remote_code(run):
+    from rmvalues.models.loading import load_reward_model
+
+    with pytest.raises(ModelError) as info:
+        load_reward_model(run.out / "checkpoint-0", device="cpu")
+    assert "LoRA adapter" in str(info.value) and "merge-checkpoint" in str(info.value)
+    assert "trust-remote-code" not in str(info.value)
+
+
+def test_bundled_models_as_asset_names(tmp_path):
+    """Finding 6: `--base smollm2-135m-instruct` went to the hub; the folder needed --gguf-file."""
+    from rmvalues.assets import is_fetched
+    from rmvalues.models.checkpoints import config_hint, resolve_model_ref
+
+    with pytest.raises(InputError, match="no bundled asset 'smollm2'.*smollm2-135m-instruct"):
+        resolve_model_ref("asset:smollm2")
+    with pytest.raises(InputError, match="not a bundled model"):
+        resolve_model_ref("asset:llama3-tokenizer")
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    (folder / "model.Q4.gguf").write_bytes(b"GGUF")
+    assert resolve_model_ref(folder).gguf_file == "model.Q4.gguf"
+    assert config_hint(folder) == "the folder holds GGUF weights: pass --gguf-file model.Q4.gguf."
+    if not is_fetched("smollm2-135m-instruct"):
+        with pytest.raises(AssetError, match="not fetched"):
+            resolve_model_ref("asset:smollm2-135m-instruct")
+        return
+    ref = resolve_model_ref("asset:smollm2-135m-instruct")
+    assert (ref.gguf_file, ref.name) == ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct")

@@ -145,3 +145,31 @@ def test_bundled_models_as_asset_names(tmp_path):
         return
     ref = resolve_model_ref("asset:smollm2-135m-instruct")
     assert (ref.gguf_file, ref.name) == ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct")
+
+
+def test_report_for_one_rm_has_figures_tokens_prompts_and_tables(tmp_path, capsys):
+    """Finding 3: the report of one RM said "No figure inputs ... lacks column(s) ['base']", "No
+    token scores in these runs" for a vocabulary run, counted shards as runs, recorded no custom
+    prompt set and wrote no tables/."""
+    model = str(planted_rm_dir(1.0))
+    prompts = tmp_path / "mine.yaml"
+    prompts.write_text("name: my-prompts\nprompts:\n"
+                       "  - {id: best, text: \"What, in one word, is best?\", factors: {framing: positive}}\n"
+                       "  - {id: worst, text: \"What, in one word, is worst?\", factors: {framing: negative}}\n"
+                       "  - {id: good, text: \"Name one good thing.\", factors: {framing: positive}}\n")
+    common = ["--model", model, "--prompts", str(prompts), "--device", "cpu", "--quiet"]
+    assert main(["score", *common, "--candidates", "lexicon:big-two-nouns", "--out", str(tmp_path / "lex")]) == 0
+    assert main(["score", *common, "--candidates", "vocab:0-299", "--out", str(tmp_path / "vocab")]) == 0
+    assert main(["analyze", str(tmp_path / "lex"), "--boot", "50", "--out", str(tmp_path / "analysis")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "lex"), str(tmp_path / "vocab"), str(tmp_path / "analysis"),
+                 "--out", str(tmp_path / "report"), "--formats", "png"]) == 0
+    page = (tmp_path / "report" / "report.html").read_text("utf-8")
+    assert "Median rank by category and framing (Big Two)" in page
+    assert "lacks column(s) [&#39;base&#39;]" not in page and "No token scores" not in page
+    assert "my-prompts" in page and "What, in one word, is worst?" in page
+    runs = page.split("Input runs")[1][:200]
+    assert "<dd>3</dd>" in runs  # two scoring runs and the analysis, not their 3 shards each
+    assert (tmp_path / "report" / "figures" / "median_rank_by_category.png").is_file()
+    assert (tmp_path / "report" / "tables" / "contrasts.csv").is_file()
+    assert (tmp_path / "report" / "tables" / "contrasts.tex").is_file()

@@ -87,72 +87,15 @@ def beside_released(head: pd.DataFrame, released: pd.DataFrame, model: str) -> t
     return text, table
 
 
-def category_table(units: pd.DataFrame) -> pd.DataFrame:
-    """Mean median rank per model, category and framing (``all`` first)."""
-    import pandas as pd
-
-    frames = [units.assign(framing="all")]
-    if "framing" in units.columns and units["framing"].notna().all():
-        frames.append(units.assign(framing=units["framing"].astype(str)))
-    both = pd.concat(frames, ignore_index=True)
-    both["category"] = both["category"].astype(str)
-    return (both.groupby(["model", "category", "framing"], sort=False)["median_rank"]
-            .agg(mean="mean", sd="std", n="size").reset_index())
-
-
-def category_figure(table: pd.DataFrame, title: str, path: Path) -> Path:
-    """Median rank (mean over prompts, ± SD) by category and framing, one panel per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rmvalues.io import atomic_path
-
-    models = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(max(4.5, 0.7 * table["category"].nunique() + 2) * len(models), 3.6),
-                             squeeze=False, sharey=True)
-    for ax, model in zip(axes[0], models):
-        sub = table[table["model"] == model]
-        cats = list(dict.fromkeys(sub["category"]))
-        framings = list(dict.fromkeys(sub["framing"]))
-        width = 0.8 / len(framings)
-        for i, framing in enumerate(framings):
-            part = sub[sub["framing"] == framing].set_index("category").reindex(cats)
-            xs = [k + (i - (len(framings) - 1) / 2) * width for k in range(len(cats))]
-            ax.bar(xs, part["mean"], width, yerr=part["sd"], label=framing, capsize=2)
-        ax.set_xticks(range(len(cats)), cats, rotation=45 if len(cats) > 3 else 0, ha="right" if len(cats) > 3 else "center")
-        ax.set_title(model, fontsize=9)
-        ax.invert_yaxis()  # rank 1 = best, at the top
-    axes[0][0].set_ylabel("median rank (1 = best)")
-    axes[0][-1].legend(title="framing", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
-
-
-def write_table(frame: pd.DataFrame, folder: Path, name: str) -> list[Path]:
-    """``NAME.csv`` and ``NAME.tex`` (booktabs-free LaTeX, 3 decimals)."""
-    from rmvalues.io import atomic_write_text
-
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = frame.copy()
-    for col in frame.columns:
-        if str(frame[col].dtype) == "category":
-            frame[col] = frame[col].astype(str)
-    csv = atomic_write_text(folder / f"{name}.csv", frame.to_csv(index=False))
-    tex = atomic_write_text(folder / f"{name}.tex",
-                            frame.to_latex(index=False, float_format="%.3f", escape=True))
-    return [csv, tex]
-
-
 def write_audit_report(result: AuditResult, out: Path, settings: Mapping[str, Any]) -> Path:
     """Write ``report.md``, ``summary.txt``, ``tables/``, ``figures/`` and ``manifest.json``."""
+    from dataclasses import replace
+
     from rmvalues.analysis.single_rm import ALL
     from rmvalues.io import atomic_write_text
+    from rmvalues.report.categories import category_figure
+    from rmvalues.report.style import DEFAULT_STYLE
+    from rmvalues.report.tables import write_table
     from rmvalues.store.manifest import build_manifest, write_manifest
 
     tables_dir, figures_dir = out / "tables", out / "figures"
@@ -177,18 +120,21 @@ def write_audit_report(result: AuditResult, out: Path, settings: Mapping[str, An
                                        + (f"_{model}" if len(result.models) > 1 else "").replace("/", "_"))
         if analysis.groups is not None:
             answer += [group_line(r) for r in analysis.groups.to_dict("records")] + [""]
-        cats = category_table(analysis.units)
+        figure = category_figure(analysis.units, lexicon_label=lex_title, out_dir=figures_dir,
+                                 stem=f"{name}_median_rank_by_category",
+                                 style=replace(DEFAULT_STYLE, formats=("png",)))
+        figure.close()
+        cats = figure.data.drop(columns="panel")
         written += write_table(cats, tables_dir, f"{name}_median_rank_by_category")
         written += write_table(analysis.contrasts, tables_dir, f"{name}_contrasts")
         if analysis.null is not None:
             written += write_table(analysis.null, tables_dir, f"{name}_null_baselines")
         if analysis.coverage is not None:
             written += write_table(analysis.coverage, tables_dir, f"{name}_coverage")
-        figure = category_figure(cats, f"{lex_title}: median rank by category and framing",
-                                 figures_dir / f"{name}_median_rank_by_category.png")
-        written.append(figure)
+        written += list(figure.paths.values())
         overall = cats[cats["framing"] == ALL].sort_values(["model", "mean"])
-        details += [f"## Details: {lex_title}", "", f"![median ranks]({figure.relative_to(out)})", "",
+        details += [f"## Details: {lex_title}", "",
+                    f"![median ranks]({figure.paths['png'].relative_to(out)})", "",
                     "Categories by mean median rank (1 = best), all prompts:", ""]
         details += [f"- {r['model']}: {r['category']} {r['mean']:.1f} (SD {r['sd']:.1f})"
                     for r in overall.to_dict("records")]

@@ -118,43 +118,11 @@ def _determinism() -> dict[str, Any]:
     }
 
 
-class _Progress:
-    """A rich progress bar (ETA, candidates/s) or nothing."""
+def _Progress(enabled: bool, total: int, description: str) -> Any:
+    """A progress bar on a terminal, periodic lines when redirected (:mod:`rmvalues.progress`)."""
+    from rmvalues.progress import Progress
 
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self._bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task) -> Text:
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:,.0f} cand/s" if speed else "? cand/s")
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             console=Console(stderr=True))
-        self._task = self._bar.add_task(description, total=total)
-        self._bar.start()
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    return Progress(enabled, total, description)
 
 
 def _conversations(rm: RewardModel, split: ChatSplit, candidates: CandidateSet,

@@ -17,7 +17,7 @@ def plan_command(
     out: Annotated[Path, typer.Option(help="Output directory of the run.")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
     candidates: Annotated[str, typer.Option(
-        help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line).")] = "vocab",
+        help="vocab | vocab:START-END (ids START to END, both included) | lexicon:NAME | file:PATH (one text per line).")] = "vocab",
     shard_size: Annotated[int | None, typer.Option(
         help="Candidates per unit (default: one unit per prompt).")] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
@@ -33,6 +33,9 @@ def plan_command(
     paper_compatible: Annotated[bool, typer.Option("--paper-compatible")] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
     units: Annotated[bool, typer.Option("--units", help="List every unit, not just the totals.")] = False,
+    estimate: Annotated[bool, typer.Option(
+        "--estimate", help="Also load the model, score a short probe (256 candidates, one "
+                           "prompt) and estimate the time left on this machine.")] = False,
 ) -> None:
     """Show a run's units, how many are done and remain, and its token forwards (no weights load)."""
     from rmvalues.scale import plan
@@ -47,3 +50,10 @@ def plan_command(
             typer.echo(f"{'done' if row.done else 'todo'}  {row.unit:<40} {row.key}  "
                        f"{row.token_forwards:>12,} token forwards")
     typer.echo(result.summary())
+    if estimate:
+        from rmvalues.estimate import estimate_run
+
+        typer.echo(estimate_run(model, prompts, candidates, result.estimate()["scores_remaining"],
+                                revision=revision, dtype=dtype, device=device,
+                                chat_template=chat_template,
+                                trust_remote_code=trust_remote_code).summary())

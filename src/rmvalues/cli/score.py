@@ -19,7 +19,7 @@ def score_command(
     out: Annotated[Path, typer.Option(help="Output directory (shards, merged table, manifest).")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
     candidates: Annotated[str, typer.Option(
-        help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line) | elo (the "
+        help="vocab | vocab:START-END (ids START to END, both included) | lexicon:NAME | file:PATH (one text per line) | elo (the "
              "7,530 EloEverything entities, for `rmvalues compare`).")] = "vocab",
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
     batch_size: Annotated[int | None, typer.Option(

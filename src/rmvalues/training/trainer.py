@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues.errors import InputError, ModelError
 from rmvalues.training.config import TrainConfig
+from rmvalues.training.model_card import write_model_card
 from rmvalues.training.schedule import CheckpointSchedule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -237,6 +238,7 @@ class _CheckpointCallback:
         save_added_embeddings(model, self.pad, folder)
         write_manifest(folder / MANIFEST_NAME, build_manifest(
             "rm-train-checkpoint", step=step, total_steps=self.total, **self.fields))
+        write_model_card(folder, self.fields, step=step, total_steps=self.total)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -356,6 +358,7 @@ def train_reward_model(
         "rm-train-run", **fields, status="finished", total_steps=total, checkpoints=steps,
         resumed_from=resume_from[0] if resume_from else None,
         log_history=trainer.state.log_history))
+    write_model_card(out, fields, step=None, total_steps=total)
     elapsed = time.perf_counter() - started
     dropped = data.stats.get("too_long_dropped", 0)
     summary = (f"trained {total} step(s) on {len(data):,} pairs in {elapsed:.1f}s"

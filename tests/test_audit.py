@@ -173,3 +173,25 @@ def test_report_for_one_rm_has_figures_tokens_prompts_and_tables(tmp_path, capsy
     assert (tmp_path / "report" / "figures" / "median_rank_by_category.png").is_file()
     assert (tmp_path / "report" / "tables" / "contrasts.csv").is_file()
     assert (tmp_path / "report" / "tables" / "contrasts.tex").is_file()
+
+
+def test_the_demo_trains_and_audits_a_value_injected_rm(tmp_path):
+    """The demo's RM step, on the tiny planted base (the demo runs it on SmolLM2): training
+    through the cpu-small preset, then `audit` of the run folder, report written."""
+    from rich.console import Console
+
+    from _train_models import planted_base_dir
+    from rmvalues.demo_rm import run_rm_demo
+
+    console = Console(record=True, width=200)
+    result = run_rm_demo(tmp_path, console, steps=4, base=planted_base_dir(),
+                         prompts={"a": "What, in one word, is the best thing?",
+                                  "b": "Name, in one word, the worst thing.",
+                                  "c": "In one word, what matters most?"},
+                         null_draws=9, n_boot=50)
+    printed = console.export_text()
+    assert "Training a LoRA reward model on" in printed and "for 4 steps" in printed
+    assert "rmvalues audit --model " in printed and "places above" in printed
+    assert result.models == ["train/checkpoint-4"]
+    assert (tmp_path / "rm" / "audit" / "report.md").is_file()
+    assert (tmp_path / "rm" / "train" / "checkpoint-4" / "README.md").is_file()

@@ -62,7 +62,7 @@ def test_audit_of_a_no_preference_control_is_not_a_verdict(tmp_path):
     assert "**Verdict: no reliable Communion/Agency preference**" in report
     null = result.analyses["big-two-nouns"].null.set_index("kind")
     assert null.loc["shuffled_labels", "p_value"] > 0.05
-    assert any("released scores are on paper-54" in n for n in result.notes)
+    assert any("these prompts are not among them" in n for n in result.notes)
 
 
 def test_two_models_are_compared_directly(tmp_path):
@@ -195,3 +195,52 @@ def test_the_demo_trains_and_audits_a_value_injected_rm(tmp_path):
     assert result.models == ["train/checkpoint-4"]
     assert (tmp_path / "rm" / "audit" / "report.md").is_file()
     assert (tmp_path / "rm" / "train" / "checkpoint-4" / "README.md").is_file()
+
+
+def test_gguf_is_dequantised_once_and_read_back_identically(tmp_path, monkeypatch):
+    """Startup: the bundled GGUF models were de-quantised on every load; the cached copy must hold
+    exactly the weights a direct GGUF load gives."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rmvalues.assets import asset_path, is_fetched
+    from rmvalues.models.gguf_cache import COMPLETE, dequantised_folder
+
+    if not is_fetched("smollm2-135m-instruct"):
+        pytest.skip("the bundled SmolLM2 asset is not fetched (rmvalues assets fetch)")
+    folder, name = asset_path("smollm2-135m-instruct"), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    monkeypatch.setenv("RMVALUES_CACHE", str(tmp_path / "cache"))  # the de-quantised copy only
+    cached = dequantised_folder(folder, name)
+    assert (cached / COMPLETE).is_file() and not list(cached.parent.glob("*.partial"))
+    before = (cached / "model.safetensors").stat().st_mtime_ns
+    assert dequantised_folder(folder, name) == cached  # the second load reads, never rewrites
+    assert (cached / "model.safetensors").stat().st_mtime_ns == before
+    direct = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=torch.float32)
+    again = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
+    theirs, ours = direct.state_dict(), again.state_dict()
+    assert theirs.keys() == ours.keys()
+    for key in theirs:
+        assert torch.equal(theirs[key], ours[key]), key
+
+
+def test_assets_list_shows_paths_and_how_to_use_a_bundled_model(capsys):
+    from rmvalues.assets import get_asset, is_fetched
+
+    assert main(["assets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "asset:smollm2-135m-instruct" in out and "asset:llama3-tokenizer" not in out
+    if is_fetched("smollm2-135m-instruct"):
+        assert str(get_asset("smollm2-135m-instruct").directory) in out
+
+
+def test_the_paper_rms_are_shown_on_the_prompts_the_audit_ran():
+    from rmvalues.analysis.ranks import MatchPolicy
+    from rmvalues.api import resolve_prompts
+    from rmvalues.audit import released_contrasts
+
+    some = dict(resolve_prompts("paper-54")[1][:4])
+    table, note = released_contrasts("big-two-nouns", ("Communion", "Agency"), some, policy=MatchPolicy())
+    assert note is None and len(table) == 10 and (table["n_prompts"] == 4).all()
+    changed = {**some, next(iter(some)): "What is best?"}
+    table, note = released_contrasts("big-two-nouns", ("Communion", "Agency"), changed, policy=MatchPolicy())
+    assert table is None and "not on the same scale" in note

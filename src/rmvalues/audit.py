@@ -36,7 +36,8 @@ class AuditResult:
     RMs' contrasts on the same scale."""
 
     models: list[str]
-    prompts: str
+    prompts: Any
+    prompt_set: str = ""
     analyses: dict[str, AnalysisResult] = field(default_factory=dict)
     headline: dict[str, pd.DataFrame] = field(default_factory=dict)
     released: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -83,7 +84,7 @@ def flip_contrasts(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def released_contrasts(lexicon: Any, pair: tuple[str, str], prompts: str, *, policy: Any,
+def released_contrasts(lexicon: Any, pair: tuple[str, str], prompts: Any, *, policy: Any,
                        data_dir: str | Path | None = None, n_boot: int = 500, seed: int = 42
                        ) -> tuple[pd.DataFrame | None, str | None]:
     """The paper's ten RMs' headline contrasts from their released scores (all prompts), or a
@@ -99,13 +100,20 @@ def released_contrasts(lexicon: Any, pair: tuple[str, str], prompts: str, *, pol
     dataset = RELEASED.get(lexicon.name)
     if dataset is None:
         return None, f"{lexicon.name}: the paper released no scores for this lexicon; no comparison."
-    if prompts != "paper-54":
-        return None, (f"{lexicon.name}: the released scores are on paper-54; with --prompts {prompts} "
-                      "the paper's RMs are not on the same scale, so they are not shown.")
+    from rmvalues.api import resolve_prompts
+
+    paper = dict(resolve_prompts("paper-54")[1])
+    _, pairs = resolve_prompts(prompts)
+    if any(paper.get(pid) != text for pid, text in pairs):
+        return None, (f"{lexicon.name}: the released scores are on the paper's 54 prompts; these "
+                      "prompts are not among them, so the paper's RMs are not on the same scale "
+                      "and are not shown.")
     try:
         scores, _ = load_released_scores(dataset, data_dir)
     except RmvaluesError as exc:
         return None, f"{lexicon.name}: released scores unavailable ({exc}); no comparison with the paper's RMs."
+    # the same prompts as the audit (all 54, or the subset it ran): the same scale
+    scores = scores[scores["prompt_id"].isin([pid for pid, _ in pairs])]
     units = median_rank_units(ranked_items(scores, lexicon, policy), require_base=False)
     contrasts = category_contrasts(units, pair[0], pair[1], by=["model"], n_boot=n_boot, seed=seed)
     contrasts = contrasts[contrasts["framing"] == "all"].assign(source="released (paper)")
@@ -116,7 +124,7 @@ def audit(
     models: Sequence[str | Path],
     *,
     lexicons: Sequence[str] = DEFAULT_LEXICONS,
-    prompts: str = "paper-54",
+    prompts: Any = "paper-54",
     out: str | Path = "audit",
     gguf_file: str | None = None,
     device: str | None = None,
@@ -153,7 +161,9 @@ def audit(
     names = [r.name for r in refs]
     if len(set(names)) != len(names):
         raise InputError(f"two --model arguments name the same model ({names}); audit each once.")
-    result = AuditResult(models=[], prompts=prompts)
+    from rmvalues.api import resolve_prompts
+
+    result = AuditResult(models=[], prompts=prompts, prompt_set=resolve_prompts(prompts)[0])
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in lexicons}
     for ref in refs:
         rm = load_model_ref(ref, device=device, dtype=dtype)
@@ -188,6 +198,6 @@ def audit(
     from rmvalues.report.audit import write_audit_report
 
     result.report = write_audit_report(result, out, settings={
-        "models": [str(m) for m in models], "lexicons": list(lexicons), "prompts": prompts,
+        "models": [str(m) for m in models], "lexicons": list(lexicons), "prompts": result.prompt_set,
         "null_draws": null_draws, "n_boot": n_boot, "seed": seed, "policy": policy.to_dict()})
     return result

@@ -261,6 +261,10 @@ def _load_backbone(
     """The checkpoint's transformer body (``AutoModel``), with every body weight present."""
     from transformers import AutoConfig, AutoModel
 
+    if gguf_file:  # de-quantised once, then read from the cache as safetensors
+        from rmvalues.models.gguf_cache import dequantised_folder
+
+        local_dir, gguf_file = dequantised_folder(local_dir, gguf_file), None
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file

@@ -106,7 +106,7 @@ def write_audit_report(result: AuditResult, out: Path, settings: Mapping[str, An
     for name, analysis in result.analyses.items():
         lex_title = LEXICON_TITLES.get(name, name)
         head = result.headline[name]
-        answer.append(f"## {lex_title} ({n_prompts[name]} prompts of {result.prompts})")
+        answer.append(f"## {lex_title} ({n_prompts[name]} prompts of {result.prompt_set})")
         answer.append("")
         for model in result.models:
             prefix = f"**{model}**: " if len(result.models) > 1 else ""

@@ -106,6 +106,17 @@ def test_a_training_run_and_its_checkpoints_are_reward_models(run, tmp_path, cap
         table = score(str(model), PROMPTS, CANDIDATES, device="cpu").table
         np.testing.assert_allclose(table["score"], merged["score"], rtol=1e-5, atol=1e-5)
         assert set(table["model"]) == {f"{run.out.name}/checkpoint-{last}"}
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(CANDIDATES) + "\n")
+    prompts = tmp_path / "two.yaml"
+    prompts.write_text("name: two\nprompts:\n" + "".join(
+        f"  - {{id: {k}, text: '{v}'}}\n" for k, v in PROMPTS.items()))
+    scored = tmp_path / "scored"
+    assert main(["score", "--model", str(run.out), "--prompts", str(prompts), "--candidates",
+                 f"file:{words}", "--out", str(scored), "--device", "cpu", "--quiet"]) == 0
+    assert main(["plan", "--model", str(run.out), "--prompts", str(prompts), "--candidates",
+                 f"file:{words}", "--out", str(scored), "--device", "cpu"]) == 0
+    assert "2 unit(s), 2 done, 0 remaining" in capsys.readouterr().out
     first = score(str(run.out / "checkpoint-0"), PROMPTS, CANDIDATES, device="cpu").table
     assert not np.allclose(first["score"], merged["score"])
     with pytest.raises(InputError, match="training checkpoint: \\['chat_template'\\] do not apply"):
@@ -184,15 +195,15 @@ def test_the_demo_trains_and_audits_a_value_injected_rm(tmp_path):
     from rmvalues.demo_rm import run_rm_demo
 
     console = Console(record=True, width=200)
-    result = run_rm_demo(tmp_path, console, steps=4, base=planted_base_dir(),
-                         prompts={"a": "What, in one word, is the best thing?",
-                                  "b": "Name, in one word, the worst thing.",
-                                  "c": "In one word, what matters most?"},
+    result = run_rm_demo(tmp_path, console, steps=4, base=planted_base_dir(), audit_prompts=4,
                          null_draws=9, n_boot=50)
     printed = console.export_text()
     assert "Training a LoRA reward model on" in printed and "for 4 steps" in printed
     assert "rmvalues audit --model " in printed and "places above" in printed
     assert result.models == ["train/checkpoint-4"]
+    units = result.analyses["big-two-nouns"].units
+    assert units["prompt_id"].nunique() == 4 and set(units["framing"]) == {"positive", "negative"}
+    assert "big-two-nouns" in result.released  # held-out paper-54 prompts: the paper's RMs shown
     assert (tmp_path / "rm" / "audit" / "report.md").is_file()
     assert (tmp_path / "rm" / "train" / "checkpoint-4" / "README.md").is_file()
 

@@ -180,7 +180,7 @@ def print_audit(audit: CoverageAudit, console: Console) -> None:
     console.print(table)
 
 
-def run_demo(out: str | Path, *, console: Console | None = None, rm_steps: int = 30) -> DemoOutputs:
+def run_demo(out: str | Path, *, console: Console | None = None, rm_steps: int = 20) -> DemoOutputs:
     """Run the coverage audit on the real tokenizers, print it, write it to ``out``; then the LM
     step, a value-injected reward model audited with the engine (``rm_steps`` training steps, 0
     skips it), the Fig 1 reproduction and the report."""

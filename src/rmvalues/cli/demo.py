@@ -13,7 +13,7 @@ def demo(
     = Path("demo-out"),
     rm_steps: Annotated[int, typer.Option(
         help="Training steps of the value-injected SmolLM2 reward model that the demo audits "
-             "(0: skip that step).")] = 30,
+             "(0: skip that step).")] = 20,
 ) -> None:
     """The real pipeline on small real models: lexicon coverage, LM log-probs, implicit RM, a
     value-injected reward model trained and audited, Fig 1, report."""

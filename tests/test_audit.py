@@ -255,3 +255,9 @@ def test_the_paper_rms_are_shown_on_the_prompts_the_audit_ran():
     changed = {**some, next(iter(some)): "What is best?"}
     table, note = released_contrasts("big-two-nouns", ("Communion", "Agency"), changed, policy=MatchPolicy())
     assert table is None and "not on the same scale" in note
+    from rmvalues.api import score
+
+    result = score("asset:smollm2-135m-instruct", {"a": "What, in one word, is best?"},
+                   ["love", "war"], device="cpu")  # the GGUF found, read from the cache
+    assert set(result.table["model"]) == {"smollm2-135m-instruct"} and len(result.table) == 2
+    assert list((tmp_path / "cache" / "gguf").iterdir()) == [cached]

@@ -4,6 +4,7 @@ reward models given as training runs, checkpoints and bundled assets (issue 17, 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,6 +150,10 @@ def test_bundled_models_as_asset_names(tmp_path):
     folder.mkdir()
     (folder / "model.Q4.gguf").write_bytes(b"GGUF")
     assert resolve_model_ref(folder).gguf_file == "model.Q4.gguf"
+    from rmvalues.models.checkpoints import local_base
+
+    assert local_base(str(folder)) == (str(folder), "model.Q4.gguf")
+    assert local_base("meta-llama/Llama-3.2-1B") == ("meta-llama/Llama-3.2-1B", None)
     assert config_hint(folder) == "the folder holds GGUF weights: pass --gguf-file model.Q4.gguf."
     if not is_fetched("smollm2-135m-instruct"):
         with pytest.raises(AssetError, match="not fetched"):
@@ -156,6 +161,10 @@ def test_bundled_models_as_asset_names(tmp_path):
         return
     ref = resolve_model_ref("asset:smollm2-135m-instruct")
     assert (ref.gguf_file, ref.name) == ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct")
+    # the bare name (`--base smollm2-135m-instruct` went to the hub) is the bundled model too
+    assert resolve_model_ref("smollm2-135m-instruct") == ref
+    folder, gguf = local_base("smollm2-135m-instruct")
+    assert gguf == "SmolLM2-135M-Instruct.Q4_1.gguf" and (Path(folder) / gguf).is_file()
 
 
 def test_report_for_one_rm_has_figures_tokens_prompts_and_tables(tmp_path, capsys):
@@ -232,6 +241,13 @@ def test_gguf_is_dequantised_once_and_read_back_identically(tmp_path, monkeypatc
     assert theirs.keys() == ours.keys()
     for key in theirs:
         assert torch.equal(theirs[key], ours[key]), key
+    from rmvalues.api import score
+
+    # the folder's one GGUF is found and its backbone read from the cache; an LM has no reward
+    # head, which is the error (train one with `rmvalues train --base asset:NAME`)
+    with pytest.raises(ModelError, match="not a sequence-classification reward model"):
+        score(str(folder), {"a": "What, in one word, is best?"}, ["love", "war"], device="cpu")
+    assert list((tmp_path / "cache" / "gguf").iterdir()) == [cached]
 
 
 def test_assets_list_shows_paths_and_how_to_use_a_bundled_model(capsys):
@@ -255,9 +271,3 @@ def test_the_paper_rms_are_shown_on_the_prompts_the_audit_ran():
     changed = {**some, next(iter(some)): "What is best?"}
     table, note = released_contrasts("big-two-nouns", ("Communion", "Agency"), changed, policy=MatchPolicy())
     assert table is None and "not on the same scale" in note
-    from rmvalues.api import score
-
-    result = score("asset:smollm2-135m-instruct", {"a": "What, in one word, is best?"},
-                   ["love", "war"], device="cpu")  # the GGUF found, read from the cache
-    assert set(result.table["model"]) == {"smollm2-135m-instruct"} and len(result.table) == 2
-    assert list((tmp_path / "cache" / "gguf").iterdir()) == [cached]

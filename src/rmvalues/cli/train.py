@@ -79,11 +79,9 @@ def train_command(
              "learning_rate": learning_rate, "max_length": max_length, "seed": seed}
     config = TrainConfig.preset(preset).replace(
         **{k: v for k, v in given.items() if v is not None}, **_set(set_))
-    if base.startswith("asset:"):
-        from rmvalues.models.checkpoints import asset_model
+    from rmvalues.models.checkpoints import local_base
 
-        folder, found = asset_model(base.removeprefix("asset:"), gguf_file)
-        base, gguf_file = str(folder), found
+    base, gguf_file = local_base(base, gguf_file)  # asset:NAME, a bundled name, a GGUF folder
     callbacks = []
     if not quiet:
         from rmvalues.progress import training_callback

@@ -57,6 +57,26 @@ def asset_model(name: str, gguf_file: str | None = None) -> tuple[Path, str]:
     return folder, gguf_file
 
 
+def bundled_model(name: str) -> bool:
+    """Whether ``name`` is a bundled model asset (one holding a GGUF file) and no registry key."""
+    from rmvalues.assets import registry
+    from rmvalues.models.registry import find_model
+
+    asset = registry().get(name)
+    return (asset is not None and any(d.endswith(".gguf") for d in asset.outputs)
+            and find_model(name) is None)
+
+
+def local_base(base: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """A training base as (folder, GGUF file): ``asset:NAME`` or a bundled model's name become
+    the asset's folder and GGUF file; a folder holding one .gguf and no config gets that file."""
+    ref = resolve_model_ref(base, gguf_file)
+    if ref.kind == "asset":
+        folder, gguf = asset_model(ref.source[len(ASSET_PREFIX):], ref.gguf_file)
+        return str(folder), gguf
+    return base, ref.gguf_file
+
+
 def resolve_model_ref(model: str | Path, gguf_file: str | None = None) -> ModelRef:
     """What ``model`` names (see the module docstring); nothing is loaded."""
     from rmvalues.training.trainer import _CHECKPOINT, MANIFEST_NAME, checkpoint_dirs
@@ -67,6 +87,8 @@ def resolve_model_ref(model: str | Path, gguf_file: str | None = None) -> ModelR
         return ModelRef("asset", text, gguf_file=gguf)
     path = Path(text).expanduser()
     if not path.is_dir():
+        if bundled_model(text):  # a bundled model's bare name: never a hub id (no owner/)
+            return resolve_model_ref(ASSET_PREFIX + text, gguf_file)
         return ModelRef("model", text, gguf_file=gguf_file)
     match = _CHECKPOINT.match(path.name)
     if match and (path / "adapter_config.json").is_file():

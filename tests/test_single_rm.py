@@ -182,3 +182,9 @@ def test_exact_match_on_a_vocabulary_run_warns_about_coverage(tmp_path):
     assert any("only 33 of 263" in n for n in paper.notes) and not any("--match paper" in n for n in paper.notes)
     write_analysis(paper, tmp_path / "out")
     assert (tmp_path / "out" / "coverage.csv").is_file()
+
+
+def test_one_category_keeps_the_ranks_and_says_there_is_no_contrast():
+    result = analyze([lexicon_scores()], big_two(), categories=["Communion"], **FAST)
+    assert result.contrasts is None and "one category: no category contrast" in result.notes
+    assert set(result.units["category"]) == {"Communion"}

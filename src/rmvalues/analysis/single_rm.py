@@ -301,6 +301,9 @@ def within_rm(result: Any, scores: pd.DataFrame, lexicon: Any, *, group_by: str 
     from rmvalues.analysis.grouped import checkpoint_pairs, two_categories
 
     units, keys = result.units, list(result.keys)
+    if len(categories_of(units)) < 2:  # one category: ranks and units only, nothing to contrast
+        result.notes.append("one category: no category contrast")
+        return
     a, b = two_categories(units)
     result.contrasts = category_contrasts(units, by=keys, n_boot=n_boot, seed=seed)
     if null_draws:

@@ -188,6 +188,7 @@ def test_report_for_one_rm_has_figures_tokens_prompts_and_tables(tmp_path, capsy
     assert "Median rank by category and framing (Big Two)" in page
     assert "lacks column(s) [&#39;base&#39;]" not in page and "No token scores" not in page
     assert "my-prompts" in page and "What, in one word, is worst?" in page
+    assert "Lexicon match coverage of the analysis: 263 of 263 (term, category) rows" in page
     runs = page.split("Input runs")[1][:200]
     assert "<dd>3</dd>" in runs  # two scoring runs and the analysis, not their 3 shards each
     assert (tmp_path / "report" / "figures" / "median_rank_by_category.png").is_file()

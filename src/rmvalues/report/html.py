@@ -483,7 +483,7 @@ def render_report(
         stats=stats,
         texts=list(inputs.texts.items()),
         token_table=token_table.to_html() if token_table else "",
-        token_caption=token_table.caption if token_table else "",
+        token_caption=(token_table.caption + coverage_line(inputs.tables)) if token_table else "",
         lexicons=lexicons,
         prompt_sets=prompt_sets,
         manifests=manifests,
@@ -535,6 +535,16 @@ def _overview(inputs: ReportInputs) -> list[tuple[str, str]]:
         facts.append(("MWLR model pairs", f"{n_pairs:,}"))
     facts.append(("Input runs", f"{count_runs(inputs.manifests)}"))
     return facts
+
+
+def coverage_line(tables: Mapping[str, pd.DataFrame]) -> str:
+    """" Lexicon match coverage: N of M terms ..." from an analysis' coverage table, if any."""
+    frame = next((t for name, t in tables.items() if name.endswith("coverage")
+                  and {"n_terms", "n_matched"} <= set(t.columns)), None)
+    if frame is None:
+        return ""
+    return (f" Lexicon match coverage of the analysis: {int(frame['n_matched'].sum())} of "
+            f"{int(frame['n_terms'].sum())} (term, category) rows match a candidate.")
 
 
 def count_runs(manifests: Mapping[str, Any]) -> int:

@@ -107,6 +107,12 @@ def test_a_sweep_is_analysed_per_checkpoint_never_dropping_one(tmp_path, capsys)
     assert abs(all_prompts.loc[0, "places_above"]) < 15 and all_prompts.loc[30, "places_above"] < -40
     groups = pd.read_csv(tmp_path / "out" / "groups.csv")
     assert groups.loc[0, "group_x"] == 0 and groups.loc[0, "group_y"] == 30 and groups.loc[0, "change"] < -40
+    # the report of a sweep analysis: the contrast curve across steps, a panel per checkpoint
+    assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "report"), "--formats", "png"]) == 0
+    page = (tmp_path / "report" / "report.html").read_text("utf-8")
+    assert "Category contrast across checkpoints" in page
+    for stem in ("contrast_by_checkpoint", "median_rank_by_category"):
+        assert (tmp_path / "report" / "figures" / f"{stem}.png").is_file()
 
 
 def test_the_same_model_twice_is_refused_with_both_names(tmp_path):

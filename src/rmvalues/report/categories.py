@@ -75,3 +75,35 @@ def category_figure(
     caption = (f"Median rank of each {lexicon_label + ' ' if lexicon_label else ''}category's words "
                "(mean over prompts, bars ± SD), all prompts and by framing; rank 1 = best.")
     return FigureResult(name=stem, figure=fig, paths=paths, data=table, caption=caption)
+
+
+def contrast_curve(
+    contrasts: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
+    out_dir: str | Path | None = None, stem: str = "contrast_by_checkpoint",
+) -> FigureResult:
+    """The headline category contrast across training steps (all prompts and by framing, with
+    its 95% bootstrap CI): how far category A ranks above B at each checkpoint."""
+    import matplotlib.pyplot as plt
+
+    if "checkpoint" not in contrasts.columns:
+        raise InputError("the contrasts table has no checkpoint column (not a sweep analysis).")
+    first = contrasts.iloc[0]
+    data = contrasts[(contrasts["category_a"] == first["category_a"])
+                     & (contrasts["category_b"] == first["category_b"])].sort_values("checkpoint")
+    with figure_context(style):
+        fig, ax = plt.subplots(figsize=(4.5, 3.0))
+        for (model, framing), part in data.groupby(["model", "framing"], sort=False):
+            label = f"{framing}" if data["model"].nunique() == 1 else f"{model} {framing}"
+            ax.plot(part["checkpoint"], part["places_above"], marker="o", label=label)
+            ax.fill_between(part["checkpoint"], part["places_above_lo"], part["places_above_hi"],
+                            alpha=0.15)
+        ax.axhline(0, color="0.5", linewidth=0.8)
+        ax.set_xlabel("checkpoint (optimizer step)")
+        ax.set_ylabel(f"places {first['category_a']} ranks above {first['category_b']}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+    paths = save_figure(fig, out_dir, stem, style)
+    caption = (f"Median-rank places by which {first['category_a']} ranks above {first['category_b']} "
+               "at each checkpoint (mean over prompts, 95% bootstrap CI over prompts); "
+               "above 0: the first category ranks higher.")
+    return FigureResult(name=stem, figure=fig, paths=paths, data=data, caption=caption)

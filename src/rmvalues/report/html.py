@@ -130,6 +130,12 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
                         lambda: category_figure(inputs.units, lexicon_label=a, style=style,
                                                 out_dir=out_dir)))
         plan = [p for p in plan if not p[0].startswith(("Fig. 1a", "Fig. A1a"))]
+    contrasts = inputs.tables.get("contrasts")
+    if contrasts is not None and "checkpoint" in contrasts.columns:
+        from rmvalues.report.categories import contrast_curve
+
+        plan.insert(1, ("Category contrast across checkpoints", contrasts,
+                        lambda: contrast_curve(contrasts, style=style, out_dir=out_dir)))
     appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
                      "Fig. A6": inputs.rank_changes}
     results: list[FigureResult] = []

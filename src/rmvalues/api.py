@@ -128,43 +128,11 @@ def _determinism() -> dict[str, Any]:
     }
 
 
-class _Progress:
-    """A rich progress bar (ETA, candidates/s) or nothing."""
+def _Progress(enabled: bool, total: int, description: str) -> Any:
+    """A progress bar on a terminal, periodic lines when redirected (:mod:`rmvalues.progress`)."""
+    from rmvalues.progress import Progress
 
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self._bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task) -> Text:
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:,.0f} cand/s" if speed else "? cand/s")
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             console=Console(stderr=True))
-        self._task = self._bar.add_task(description, total=total)
-        self._bar.start()
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    return Progress(enabled, total, description)
 
 
 def _conversations(rm: RewardModel, split: ChatSplit, candidates: CandidateSet,
@@ -254,10 +222,13 @@ def score(
     progress: bool = False,
     on_shard: Callable[[str], None] | None = None,
     truncate_candidates: bool = False,
+    gguf_file: str | None = None,
 ) -> ScoreResult:
     """Score every prompt × candidate with one reward model; write shards, table and manifest to ``out``.
 
-    ``model``: registry key, hub id, local folder, or a loaded :class:`RewardModel`.
+    ``model``: registry key, hub id, local folder, a ``rmvalues train`` run or ``checkpoint-N``
+    folder, ``asset:NAME`` (a bundled GGUF model; ``gguf_file`` picks the file of a folder), or a
+    loaded :class:`RewardModel`.
     ``prompts``: a prompt-set name/file (``"paper-54"``), a PromptSet, ``{id: text}`` or a list.
     ``candidates``: ``"vocab"``, ``"vocab:0-4095"``, ``"lexicon:NAME"``, ``"file:PATH"``, a
     CandidateSet, a list of strings (text) or of ints (token ids).
@@ -290,7 +261,8 @@ def score(
     if paper_compatible:  # the paper's dtype per model, its score definition and pooling
         dtype = paper_compat.paper_dtype(model, dtype)
     rm = _load(model, revision=revision, dtype=dtype, attn_implementation=attn_implementation,
-               device=device, chat_template=chat_template, trust_remote_code=trust_remote_code)
+               device=device, chat_template=chat_template, trust_remote_code=trust_remote_code,
+               gguf_file=gguf_file)
     if paper_compatible:
         rm = paper_compat.paper_model(rm)
     cands = resolve_candidates(candidates, rm.tokenizer)
@@ -395,6 +367,7 @@ def run_fields(prompt_set: str, prompts: Sequence[tuple[str, str]], candidates: 
     return {
         "prompt_set": prompt_set,
         "prompt_ids": [pid for pid, _ in prompts],
+        "prompt_texts": dict(prompts),  # a custom set is shown in reports from here
         "candidates": {"kind": candidates.kind, "source": candidates.source,
                        "count": len(candidates), "hash": candidates.content_hash()},
         **conversation_kwargs(next(iter(splits.values()))),
@@ -473,8 +446,9 @@ def early_candidates(candidates: Any) -> Any:
 
 
 def _load(model: Any, **kwargs: Any) -> RewardModel:
-    from rmvalues.models.loading import RewardModel, load_reward_model
+    from rmvalues.models.checkpoints import load_model_ref
+    from rmvalues.models.loading import RewardModel
 
     if isinstance(model, RewardModel):
         return model
-    return load_reward_model(model, **kwargs)
+    return load_model_ref(model, **kwargs)

@@ -42,6 +42,11 @@ class AnalysisResult:
     attributes: pd.DataFrame | None = field(default=None, repr=False)
     seeds: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
+    # Within-RM statistics and group comparisons (rmvalues.analysis.single_rm)
+    contrasts: pd.DataFrame | None = field(default=None, repr=False)
+    groups: pd.DataFrame | None = field(default=None, repr=False)
+    coverage: pd.DataFrame | None = field(default=None, repr=False)
+    keys: tuple[str, ...] = ("model",)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"ranks": self.ranks, "units": self.units}
@@ -62,13 +67,19 @@ class AnalysisResult:
             out["attribute_gaps"] = self.attributes
         if self.seeds is not None:
             out["seed_spread"] = self.seeds
+        for name in ("contrasts", "groups", "coverage"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
     def summary_text(self) -> str:
-        u = self.units
+        from rmvalues.analysis.grouped import describe_units
+        from rmvalues.analysis.single_rm import summary_lines
+
         lines = [f"rmvalues analysis: lexicon {self.lexicon}; {self.policy.describe()}",
-                 (f"{len(u)} units: {u['model'].nunique()} models x {u['prompt_id'].nunique()} prompts x "
-                 f"{u['category'].nunique()} categories")]
+                 describe_units(self.units, self.keys)]
+        lines += summary_lines(self.contrasts, self.groups, self.null if self.mixed is None else None,
+                               self.keys)
         if self.framing is not None:
             lines.append("Median rank by framing (mean, SD):")
             lines += [f"  {r.framing:<10} {r.mean:8.3f} ({r.sd:.3f}), n = {r.n}" for r in self.framing.itertuples()]
@@ -76,7 +87,7 @@ class AnalysisResult:
             lines.append(self.mixed.summary_text())
         if self.panels is not None:
             lines += panel_summary_lines(self.panels)
-        if self.null is not None:
+        if self.null is not None and self.mixed is not None:
             lines.append("Null baselines (base x category interaction SS vs random item sets):")
             for r in self.null.itertuples():
                 lines.append(f"  {r.kind:<16} observed {r.observed:10.3f}  null 95% {r.null_q95:10.3f}  "
@@ -215,10 +226,15 @@ def analyze(
     anova_type: str = "sequential",
     prompts: Any = None,
     sensitivity: bool = False,
+    group_by: str | None = None,
 ) -> AnalysisResult:
     """Ranks, units and — when the runs span two base families with two or more models each —
     the paper's mixed model and panel tests; optional top-k counts and null baselines
     (``null_draws`` random item sets and label shuffles, see :mod:`rmvalues.analysis.null`).
+    Otherwise (one model, models without family metadata, checkpoints of a sweep) the within-RM
+    category contrasts per run and framing, compared across ``group_by`` (default: checkpoint for
+    a sweep, model for several models), with the null baselines for each run
+    (:mod:`rmvalues.analysis.single_rm`).
 
     ``lexicon`` is a built-in name, a file path, or a :class:`~rmvalues.lexicons.Lexicon`.
     NaN/inf scores are refused, or with ``drop_nonfinite`` left out (counted in the settings).
@@ -232,10 +248,11 @@ def analyze(
     """
     import pandas as pd
 
+    from rmvalues.analysis.grouped import base_design, combine_runs, match_coverage, run_keys
     from rmvalues.analysis.hypothesis_tests import group_summary, panel_tests
     from rmvalues.analysis.mixed import fit_mixed_model
     from rmvalues.analysis.ranks import ranked_items
-    from rmvalues.analysis.reproduce import check_models_per_base
+    from rmvalues.analysis.single_rm import within_rm
     from rmvalues.analysis.topk import topk_counts
     from rmvalues.analysis.units import median_rank_units
     from rmvalues.lexicons import load_lexicon
@@ -251,7 +268,7 @@ def analyze(
 
         given = [read_model_meta(model_meta)] if model_meta is not None else []
         model_meta = pd.concat([*given, pd.DataFrame(implicit_meta)], ignore_index=True)
-    scores = pd.concat(frames, ignore_index=True)
+    scores = combine_runs(frames, runs)
     keep = finite_rows(scores["score"], what="the runs' scores", drop=drop_nonfinite,
                        error=AnalysisError,
                        label=lambda i: (f"{scores['model'].iat[i]} / {scores['prompt_id'].iat[i]} / "
@@ -259,26 +276,31 @@ def analyze(
                        fix="Ranks of NaN/inf are meaningless; re-score those prompts.")
     if not keep.all():
         scores = scores[keep].reset_index(drop=True)
-    ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge)
-    multi = scores["model"].nunique() > 1
-    units = median_rank_units(ranked, model_meta=model_meta, require_base=multi or model_meta is not None,
-                              prompts=pset)
+    keys = run_keys(scores)
+    ranked = ranked_items(scores, lex, policy, categories=categories, merge=merge, by=(*keys, "prompt_id"))
+    units = median_rank_units(ranked, require_base=False, by=keys, prompts=pset)
     formula = formula or default_formula(units)
     settings = {"formula": formula, "correction": correction, "n_resamples": n_resamples,
                 "n_boot": n_boot, "ci_method": ci_method, "anova_type": anova_type, "seed": seed,
                 "top_k": top_k, "null_draws": null_draws, "categories": categories,
                 "merge": dict(merge) if merge else None, "policy": policy.to_dict(),
-                "prompts": pset.name, "sensitivity": sensitivity}
+                "prompts": pset.name, "sensitivity": sensitivity, "group_by": group_by}
     settings["prompt_set"] = pset.name
-    result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
-                            ranks=ranked, units=units, notes=notes)
     settings["nonfinite_rows_dropped"] = int((~keep).sum())
+    units, design = base_design(units, model_meta)
+    result = AnalysisResult(lexicon=getattr(lex, "name", str(lexicon)), policy=policy, settings=settings,
+                            ranks=ranked, units=units, keys=keys, notes=notes)
+    result.coverage, warning = match_coverage(scores, lex, policy, ranked)
+    if warning:
+        result.notes.append(warning)
     if "framing" in units and units["framing"].notna().all():
         result.framing = group_summary(units)
     if top_k:
         result.topk = topk_counts(scores, lex, top_k, policy, categories=categories, merge=merge)
-    if "base" not in units:
-        result.notes.append("one model: no base-family comparison (mixed model and panel tests skipped)")
+    within_rm(result, scores, lex, group_by=group_by, null_draws=null_draws if not design.mixed else 0,
+              n_boot=n_boot, seed=seed, categories=categories, merge=merge)
+    if not design.mixed:
+        result.notes.append(str(design.reason))
         return result
     from rmvalues.analysis.attributes import attribute_gaps, has_attributes
 
@@ -290,6 +312,7 @@ def analyze(
                             "(attribute_gaps); the mixed model uses the combined rewards only")
         if units["model"].nunique() < 2:
             return result
+    from rmvalues.analysis.reproduce import check_models_per_base
     from rmvalues.analysis.seeds import seed_spread, seed_table
 
     seeds = seed_table(model_meta)

@@ -128,16 +128,17 @@ def model_factors(models: Iterable[str], meta: Any = None) -> pd.DataFrame:
 
 def median_rank_units(
     ranked: pd.DataFrame, *, model_meta: Any = None, require_base: bool = True,
-    prompts: Any = "paper-54",
+    prompts: Any = "paper-54", by: tuple[str, ...] = ("model",),
 ) -> pd.DataFrame:
     """Median rank per (model, prompt, category), with prompt and model factors attached.
 
-    ``prompts`` is the prompt set whose factors are attached. ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
+    ``prompts`` is the prompt set whose factors are attached; ``by`` the run keys (add
+    ``checkpoint`` for a sweep). ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
     have a base family (registry or ``model_meta``).
     """
     import pandas as pd
 
-    units = (ranked.groupby(["model", "prompt_id", "category"], observed=True)["rank"]
+    units = (ranked.groupby([*by, "prompt_id", "category"], observed=True)["rank"]
              .agg(median_rank="median", n_items="size").reset_index())
     units = units.merge(prompt_factors(units["prompt_id"], prompts), on="prompt_id", how="left")
     if require_base:

@@ -41,6 +41,7 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.train", None),
     ("rmvalues.cli.search", None),
     ("rmvalues.cli.mitigate", "mitigate"),
+    ("rmvalues.cli.audit", None),
 )
 
 

@@ -50,7 +50,11 @@ def analyze_command(
     top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
-             "shuffles (0: off).")] = 0,
+             "shuffles (0: off); for one RM (or models without family metadata), its category "
+             "contrast.")] = 0,
+    group_by: Annotated[str | None, typer.Option(
+        help="Compare the category contrast across this column: model | checkpoint | base | any "
+             "--model-meta column (default: checkpoint for a sweep, model for several models).")] = None,
     drop_nonfinite: Annotated[bool, typer.Option(
         "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
         "(counted in the manifest).")] = False,
@@ -61,7 +65,9 @@ def analyze_command(
         help="Also estimate how the base-family gap varies with the prompt: variance components "
              "(prompt as a random effect) and the gap per prompt family, with bootstrap CIs.")] = False,
 ) -> None:
-    """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
+    """Ranks, median-rank units, category contrasts per run (paired over prompts, with effect sizes,
+    CIs and null baselines), comparisons across checkpoints/models, and — with two base families of
+    two models each — the paper's mixed model and Gemma-vs-Llama panel tests."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
     result = analyze(runs, lexicon, drop_nonfinite=drop_nonfinite,
@@ -69,7 +75,7 @@ def analyze_command(
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
                      null_draws=null_draws, ci_method=ci_method, anova_type=anova,
-                     prompts=prompts or None, sensitivity=sensitivity)
+                     prompts=prompts or None, sensitivity=sensitivity, group_by=group_by)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

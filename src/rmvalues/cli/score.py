@@ -13,11 +13,13 @@ def register(app: typer.Typer) -> None:
 
 
 def score_command(
-    model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")],
+    model: Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, model folder, "
+                                            "`rmvalues train` run or checkpoint-N folder, or "
+                                            "asset:NAME (a bundled small model).")],
     out: Annotated[Path, typer.Option(help="Output directory (shards, merged table, manifest).")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
     candidates: Annotated[str, typer.Option(
-        help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line) | elo (the "
+        help="vocab | vocab:START-END (ids START to END, both included) | lexicon:NAME | file:PATH (one text per line) | elo (the "
              "7,530 EloEverything entities, for `rmvalues compare`).")] = "vocab",
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha).")] = None,
     batch_size: Annotated[int | None, typer.Option(
@@ -43,6 +45,9 @@ def score_command(
     truncate_candidates: Annotated[bool, typer.Option(
         "--truncate-candidates", help="Cut candidates longer than the model's context instead of "
         "refusing them (counted in the manifest).")] = False,
+    gguf_file: Annotated[str | None, typer.Option(
+        help="GGUF weights file inside the --model folder (found automatically for asset:NAME and "
+             "folders with one .gguf).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     executor: Annotated[str | None, typer.Option(
         help="local | accelerate | slurm | ray: run as a plan of units (see `rmvalues plan`).")] = None,
@@ -74,6 +79,9 @@ def score_command(
 
         if attribute:
             raise InputError("--attribute runs on the plain path; drop --executor and its options.")
+        if gguf_file or model.startswith("asset:"):
+            raise InputError("GGUF models (--gguf-file, asset:NAME) run on the plain path: drop "
+                             "--executor/--shard-size/--device-map")
         if verify:
             raise InputError("--verify runs on the plain path: run `rmvalues score --verify N` "
                              "without --executor afterwards (it resumes every finished shard)")
@@ -103,6 +111,6 @@ def score_command(
         attn_implementation=attn_implementation, device=device, date_string=date_string,
         chat_template=chat_template, paper_compatible=paper_compatible,
         trust_remote_code=trust_remote_code, verify=verify, verify_tolerance=verify_tolerance,
-        progress=not quiet, truncate_candidates=truncate_candidates,
+        progress=not quiet, truncate_candidates=truncate_candidates, gguf_file=gguf_file,
     )
     typer.echo(result.summary)

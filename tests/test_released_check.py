@@ -82,6 +82,8 @@ def test_a_tiny_models_own_scores_in_released_format_pass(tmp_path, released):
     assert check.passed, check.summary()
     assert check.manifest["dtype"] == "float32" and check.manifest["tolerance"] == 1e-3
     assert (tmp_path / "check" / "released_check.csv").exists()
+    # the score run under out/scores is carried into the swapped-in folder (and resumes from it)
+    assert any((tmp_path / "check" / "scores").glob("*.manifest.json"))
     manifest = json.loads((tmp_path / "check" / "manifest.json").read_text())
     assert manifest["fields"]["passed"] is True and manifest["fields"]["released_file"] == csv.name
 

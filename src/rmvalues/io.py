@@ -17,7 +17,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rmvalues.errors import StoreError
@@ -233,17 +233,18 @@ def folder_kinds(folder: Path) -> set[str]:
     return kinds
 
 
-def check_replaceable(out: str | Path, kind: str) -> Path:
+def check_replaceable(out: str | Path, kind: str, keep: Sequence[str] = ()) -> Path:
     """``out`` may be (re)written whole by a ``kind`` run: absent, empty, or an earlier ``kind`` run.
 
     A folder of another stage, or one rmvalues did not write, is refused rather than deleted.
+    Entries named in ``keep`` (a sub-run the stage itself wrote there) do not count.
     """
     out = Path(out).expanduser()
     if not out.exists():
         return out
     if not out.is_dir():
         raise StoreError(f"--out {out} is a file, not a folder; choose a folder.")
-    if not any(out.iterdir()):
+    if not any(p.name not in keep for p in out.iterdir()):
         return out
     kinds = folder_kinds(out)
     if not kinds:
@@ -260,16 +261,18 @@ def check_replaceable(out: str | Path, kind: str) -> Path:
 
 
 @contextlib.contextmanager
-def staged_folder(out: str | Path, kind: str) -> Iterator[Path]:
+def staged_folder(out: str | Path, kind: str, keep: Sequence[str] = ()) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``out``; when the block succeeds it replaces ``out``
     whole, so an output folder never mixes two runs and a failed run leaves the old one intact.
 
     ``out`` must be absent, empty, or an earlier output of the same ``kind`` (see
-    :func:`check_replaceable`); the folder is locked while the block runs.
+    :func:`check_replaceable`); the folder is locked while the block runs. The entries of ``out``
+    named in ``keep`` (e.g. the score run ``check-released`` writes under ``out/scores``) are
+    carried over into the new folder.
     """
-    out = check_replaceable(out, kind)
+    out = check_replaceable(out, kind, keep)
     with output_lock(out):
-        check_replaceable(out, kind)  # again, under the lock
+        check_replaceable(out, kind, keep)  # again, under the lock
         try:
             with disk_errors(out):
                 tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -280,13 +283,26 @@ def staged_folder(out: str | Path, kind: str) -> Iterator[Path]:
         try:
             with disk_errors(out):
                 yield tmp
-                _swap_in(tmp, out)
+                _swap_in(tmp, out, keep)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` onto ``out``, moving an earlier ``out`` aside first and deleting it after."""
+def _swap_in(tmp: Path, out: Path, keep: Sequence[str] = ()) -> None:
+    """Rename ``tmp`` onto ``out``, moving an earlier ``out`` aside first and deleting it after;
+    ``out``'s ``keep`` entries move into ``tmp`` first (and back if the swap fails)."""
+    moved = [name for name in keep if (out / name).exists() and not (tmp / name).exists()]
+    for name in moved:
+        os.rename(out / name, tmp / name)
+    try:
+        _swap(tmp, out)
+    except BaseException:
+        for name in moved:
+            os.rename(tmp / name, out / name)
+        raise
+
+
+def _swap(tmp: Path, out: Path) -> None:
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"

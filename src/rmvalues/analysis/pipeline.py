@@ -356,12 +356,14 @@ def analyze(
 
 
 def write_tables(
-    out_dir: str | Path, tables: Mapping[str, pd.DataFrame], summary: str, kind: str, **fields: Any
+    out_dir: str | Path, tables: Mapping[str, pd.DataFrame], summary: str, kind: str, *,
+    keep: Sequence[str] = (), **fields: Any
 ) -> list[Path]:
     """Write each table as ``NAME.parquet`` and ``NAME.csv``, plus ``summary.txt`` and ``manifest.json``.
 
     The folder is staged and swapped in whole (:func:`rmvalues.io.staged_folder`): it never mixes
-    two runs, and a failure leaves the previous output as it was.
+    two runs, and a failure leaves the previous output as it was; ``keep`` names sub-folders of
+    the old one carried over.
     """
     import pandas as pd
 
@@ -370,7 +372,7 @@ def write_tables(
 
     out = Path(out_dir)
     names = []
-    with staged_folder(out, kind) as stage:
+    with staged_folder(out, kind, keep) as stage:
         for name, table in tables.items():
             frame = table.copy()
             for col in frame.columns:  # categoricals as plain strings: readable by any tool

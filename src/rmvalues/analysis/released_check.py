@@ -230,5 +230,6 @@ def check_released(
         from rmvalues.analysis.pipeline import write_tables
 
         write_tables(out, {"released_check": result.table}, result.summary(), "released-check",
+                     keep=("scores",),
                      **result.manifest)
     return result

@@ -33,6 +33,7 @@ from rmvalues.engines.reference import reference_conversations, reference_score
 from rmvalues.engines.score import Engine
 from rmvalues.models.chat import split_chat
 from rmvalues.models.heads import HEAD_TYPES, head_class
+from test_heads import GEMMA2_PATTERN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -54,8 +55,10 @@ def config(family: str):
               "max_position_embeddings": 256, **HEAD_FIELDS}
     if family == "llama":
         return LlamaConfig(**common, pad_token_id=tok.eos_token_id)
+    # QRM-Gemma states what its checkpoint lacks (issue 13: the head refuses to guess)
     return Gemma2Config(**common, head_dim=8, sliding_window=12, attn_logit_softcapping=50.0,
-                        pad_token_id=tok.pad_token_id)
+                        pad_token_id=tok.pad_token_id, identity_reward_transform=True,
+                        gating_token_pattern=GEMMA2_PATTERN)
 
 
 @functools.cache

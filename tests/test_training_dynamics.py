@@ -121,14 +121,14 @@ def test_released_rank_results_get_their_run_facts(tmp_path):
         analyze_training(rank_results=[other])
 
 
-def test_reproduce_fills_the_fig4b_facts(tmp_path):
-    from rmvalues.analysis.reproduce import reproduce
+def test_reproduce_and_analyze_training_share_the_registry_facts():
+    from rmvalues.analysis.datasets import get_dataset
+    from rmvalues.analysis.rank_results_runs import rank_results_map
 
-    folder = tmp_path / "reward_model_training"
-    folder.mkdir()
-    _rank_results(folder, "rank_results_uf_27.csv", [(10, 100)])
-    report = reproduce(tmp_path, datasets=["rank-results"], compare=False)
-    assert set(report.fig4b["data_size"]) == {27} and set(report.fig4b["method"]) == {"BT"}
+    # one source for each file's training set: the registry that `reproduce` reads
+    mapping = rank_results_map()
+    for name, facts in get_dataset("rank-results").runs.items():
+        assert {k: mapping[name][k] for k in facts} == facts
 
 
 def test_errors(tmp_path, lex, words):

@@ -246,6 +246,9 @@ def score(
         check_writable(out, create=False)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be at least 1 (got {batch_size}); omit it for the default")
+    # a prompt-set file, so `analyze` can read its factors back (a built-in goes by name)
+    prompt_file = (str(Path(prompts).resolve()) if isinstance(prompts, (str, Path))
+                   and Path(prompts).is_file() else None)
     if isinstance(prompts, (str, Path)):
         from rmvalues.prompts import load_prompt_set
 
@@ -325,9 +328,7 @@ def score(
         "engine_version": ENGINE_VERSION,
         **paper_compat.score_fields(rm, paper_compatible),
         **run_fields(set_name, pairs, cands, splits),
-        # a prompt-set file, so `analyze` can read its factors back (a built-in goes by name)
-        "prompt_file": (str(Path(prompts).resolve()) if isinstance(prompts, (str, Path))
-                        and Path(prompts).is_file() else None),
+        "prompt_file": prompt_file,
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": engine.runner.batch_size,

@@ -323,11 +323,15 @@ def analyze(
         from rmvalues.analysis.sensitivity import prompt_sensitivity
 
         result.sensitivity = prompt_sensitivity(units, pset, n_boot=n_boot, seed=seed)
-        framed = units["framing"].notna()
+        from rmvalues.analysis.units import FRAMING_LEVELS
+
+        framed = units["framing"].isin(FRAMING_LEVELS)
         if not framed.all():
-            result.notes.append(f"{int((~framed).sum())} units without a framing (e.g. neutral "
-                                "controls) are left out of the mixed model and panel tests")
+            result.notes.append(f"{int((~framed).sum())} units without a positive/negative framing "
+                                "(e.g. neutral controls) are left out of the mixed model and panel "
+                                "tests")
             units = units[framed].reset_index(drop=True)
+            units["framing"] = units["framing"].cat.remove_unused_categories()
             if units.empty:
                 return result
     try:

@@ -1,5 +1,6 @@
 """The released ``rank_results_*.csv`` files mapped to (data size, data source, method) by explicit
-data (``rank_results_runs.toml``, the authors' hand-set values), overridable with a user TOML."""
+data (the registry's ``released.toml`` runs, the authors' hand-set values, plus the analysis
+choices in ``rank_results_runs.toml``), overridable with a user TOML."""
 
 from __future__ import annotations
 
@@ -20,8 +21,13 @@ FACT_COLUMNS = ("data_size", "data_source", "method")
 def rank_results_map(override: str | Path | Mapping[str, Any] | None = None
                      ) -> dict[str, dict[str, Any]]:
     """File name -> facts: the built-in map, updated file by file from ``override``."""
-    mapping = tomllib.loads(files("rmvalues.analysis").joinpath("rank_results_runs.toml")
-                            .read_text("utf-8"))["files"]
+    from rmvalues.analysis.datasets import get_dataset
+
+    mapping = {name: dict(facts) for name, facts in get_dataset("rank-results").runs.items()}
+    extra = tomllib.loads(files("rmvalues.analysis").joinpath("rank_results_runs.toml")
+                          .read_text("utf-8"))["files"]
+    for name, facts in extra.items():
+        mapping[name] = {**mapping.get(name, {}), **facts}
     if override is None:
         return mapping
     if not isinstance(override, Mapping):

@@ -23,3 +23,14 @@ def shared_dir() -> Path:
     if not SHARED.exists():
         pytest.fail(f"{SHARED} is missing: tests need the project's shared data beside the checkout")
     return SHARED
+
+# Hypothesis: derandomized on CI (CI set), so a red build is reproducible and a green one is not
+# luck; locally it searches randomly unless HYPOTHESIS_PROFILE=ci.
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+else:
+    _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+    _hypothesis_settings.load_profile(
+        os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))

@@ -133,17 +133,24 @@ def simulated_null_scores(rng, n_pool=40, n_models=4, n_prompts=4):
 
 
 def test_null_baseline_is_calibrated_without_an_effect():
+    """Under the null the observed statistic is exchangeable with the draws, so with n draws p is
+    uniform on {1, ..., n+1}/(n+1). A p without the +1 (count/n) is 0 with probability 1/(n+1) and
+    off that lattice otherwise: over 100 simulations it survives with probability < 0.9**100 = 3e-5.
+    """
     rng = np.random.default_rng(12345)
     meta = {f"m{m}": {"base": "Gemma" if m < 2 else "Llama"} for m in range(4)}
-    pvals = []
-    for _ in range(60):
+    n_draws, pvals = 9, []
+    for _ in range(100):
         s = simulated_null_scores(rng)
         words = rng.choice(40, size=12, replace=False)
         lex = pd.DataFrame({"term": [f"w{i}" for i in words], "category": ["A"] * 5 + ["B"] * 7})
-        pvals.append(null_baseline(s, lex, model_meta=meta, n_draws=49, seed=int(rng.integers(1 << 30))).p_value)
-    pvals = np.array(pvals)
-    assert stats.kstest(pvals, "uniform").pvalue > 0.01
-    assert 0.0 <= np.mean(pvals < 0.1) <= 0.25
+        pvals.append(null_baseline(s, lex, model_meta=meta, n_draws=n_draws,
+                                   seed=int(rng.integers(1 << 30))).p_value)
+    steps = np.array(pvals) * (n_draws + 1)
+    assert np.allclose(steps, np.round(steps)) and steps.min() >= 1 and steps.max() <= n_draws + 1
+    counts = np.bincount(np.round(steps).astype(int), minlength=n_draws + 2)[1:]
+    assert stats.chisquare(counts).pvalue > 0.001  # uniform over the n+1 values
+    assert stats.binomtest(int(counts[0]), len(pvals), 1 / (n_draws + 1)).pvalue > 0.001
 
 
 def test_null_baseline_detects_a_planted_interaction_and_checks_input():
@@ -159,7 +166,12 @@ def test_null_baseline_detects_a_planted_interaction_and_checks_input():
     s.loc[~gem & in_b, "score"] += 3
     for kind in ("random_words", "shuffled_labels"):
         res = null_baseline(s, lex, model_meta=meta, n_draws=99, seed=1, kind=kind)
-        assert res.p_value <= 0.05 and res.percentile >= 95
+        # p = (1 + draws at least as extreme) / (1 + draws): never 0, even when no draw reaches it
+        at_least = int(np.sum(res.null >= res.observed))
+        assert res.p_value == pytest.approx((1 + at_least) / 100)
+        if kind == "random_words":  # the planted effect beats every random word set
+            assert at_least == 0 and res.p_value == pytest.approx(0.01)
+        assert res.percentile >= 95
         assert set(res.to_frame().columns) >= {"observed", "p_value", "percentile"}
     with pytest.raises(AnalysisError, match="only one"):
         null_baseline(s, lex, model_meta={m: {"base": "Gemma"} for m in meta}, n_draws=5)

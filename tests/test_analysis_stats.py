@@ -69,7 +69,7 @@ def test_rank_items_agrees_with_the_reference_ranker():
 def test_paper_match_and_variant_policies():
     s = scores_table([("m", "p", " Kind", 4.0), ("m", "p", "kind", 2.0), ("m", "p", "strong", 3.0),
                       ("m", "p", "warm", 1.0)])
-    with pytest.raises(AnalysisError):  # exact matching is case-sensitive
+    with pytest.raises(AnalysisError, match="no candidate matches a term"):  # case-sensitive
         join_lexicon(s.assign(candidate=s["candidate"].str.upper()), LEX)
     separate = rank_items(join_lexicon(s, LEX, MatchPolicy(match="paper")))
     assert sorted(separate["item"]) == [" Kind", "kind", "strong", "warm"]

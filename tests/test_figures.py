@@ -76,7 +76,20 @@ def test_serif_font_exists_here_and_colours_are_configurable():
     assert s.family_color("llama") == "#0064E0"
     assert s.family_color("QWEN") == "#7C3AED"
     assert s.with_colors(qwen="#123456").family_color("Qwen") == "#123456"
-    assert s.family_color("mistral") == s.family_color("mistral")  # stable fallback
+    # unknown family: a fallback colour that is not a known family's, stable per name (not per
+    # call order, case or process), so a family keeps its colour across figures and runs
+    fallback = s.family_color("mistral")
+    assert fallback.startswith("#") and fallback not in {"#DB4437", "#0064E0", "#7C3AED"}
+    fresh = style_mod.FigureStyle()
+    assert [fresh.family_color(f) for f in ("phi", "olmo", "MISTRAL")][-1] == fallback
+    import subprocess
+    import sys
+
+    code = "from rmvalues.report.style import FigureStyle; print(FigureStyle().family_color('mistral'))"
+    for seed in ("1", "2"):
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert other.stdout.strip() == fallback
     assert s.rc()["font.family"] == "serif"
 
 

@@ -184,20 +184,36 @@ class OriginalQRM(nn.Module):
 
 
 class OriginalURM(nn.Module):
+    """URM as an independent implementation serves LxzGordon/URM-LLaMa-3.1-8B, not as urm.py reads it.
+
+    Written from sglang's ``LlamaForSequenceClassificationWithNormal_Weights`` (the architecture
+    URM's config names; sgl-project/sglang ``python/sglang/srt/models/llama_reward.py``), which
+    sglang's ``test_reward_models.py`` holds to the checkpoint's own remote code run through
+    transformers (tolerance 4e-2 in fp16). Its logic: ``score`` and the gate ``weights.fc`` =
+    Linear(H, H), SELU, Linear(H, H), SELU, Linear(H, num_labels // 2) run on every position, both
+    are pooled at the last token, and the reward is
+    ``(logits.view(-1, num_labels // 2, 2)[:, :, 0] * weights).sum(-1)``: no gate softmax, means
+    at the even outputs. The gate width is the hidden size and ``num_labels`` comes from the config
+    (10), as there; sglang runs the gate in fp16 for speed, this in fp32.
+    """
+
     def __init__(self, cfg):
         super().__init__()
-        G = cfg.urm_gate_hidden
-        self.score = nn.Linear(cfg.hidden_size, 10, bias=False)
+        hidden, self.num_labels = cfg.hidden_size, cfg.num_labels
+        self.score = nn.Linear(hidden, self.num_labels, bias=False)
         self.weights = nn.Module()
-        self.weights.fc = nn.Sequential(nn.Linear(cfg.hidden_size, G), nn.SELU(), nn.Linear(G, G),
-                                        nn.SELU(), nn.Linear(G, 5))
+        self.weights.fc = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.SELU(), nn.Linear(hidden, hidden), nn.SELU(),
+            nn.Linear(hidden, self.num_labels // 2))
 
     def forward(self, tokens_hidden_states, input_ids):
+        logits = self.score(tokens_hidden_states)
+        weights = self.weights.fc(tokens_hidden_states)
         rows = torch.arange(input_ids.shape[0])
-        last = pooled_positions(input_ids, PAD)
-        logits = self.score(tokens_hidden_states)[rows, last]  # [B, 10]
-        weights = self.weights.fc(tokens_hidden_states)[rows, last]  # [B, 5]
-        return (logits.view(-1, 5, 2)[:, :, 0] * weights).sum(-1)  # logits[:, 0]
+        last = pooled_positions(input_ids, PAD)  # PoolingType.LAST on unpadded rows
+        pooled_logits, pooled_weights = logits[rows, last], weights[rows, last]
+        rews = pooled_logits.view(-1, self.num_labels // 2, 2)[:, :, 0]
+        return (rews * pooled_weights).sum(dim=-1)
 
 
 class OriginalGRM(nn.Module):
@@ -271,7 +287,7 @@ def tiny_config(**extra):
         "vocab_size": 128257, "hidden_size": H, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
         "pad_token_id": PAD, "num_objectives": 5, "num_quantiles": 7, "gating_hidden_dim": 16,
-        "gating_n_hidden": 3, "gating_temperature": 2.0, "urm_gate_hidden": 24,
+        "gating_n_hidden": 3, "gating_temperature": 2.0, "urm_gate_hidden": H, "num_labels": 10,
         "vhead_num_neurons": 16, "vhead_num_layers": 1, "vhead_layer_type": "mlp",
     }
     values.update(extra)
@@ -323,7 +339,7 @@ def adapter_scores(head, backbone, conversations):
 CASES = {
     "armorm": (ArmoRMHead, OriginalArmoRM, lambda c: armorm_keys(H, 5, 16)),
     "qrm": (QRMHead, OriginalQRM, lambda c: qrm_keys(H, 5, 7, 16)),
-    "urm": (URMHead, OriginalURM, lambda c: urm_keys(H, 24)),
+    "urm": (URMHead, OriginalURM, lambda c: urm_keys(H, H)),
     "grm_value_head": (GRMValueHead, OriginalGRM, lambda c: grm_keys(H, 16)),
 }
 
@@ -405,6 +421,14 @@ def test_float32_output_under_bf16_backbone(head_type, backbone, conversations):
         want = head(states[:, -1].float(), None if prompt is None else prompt.float())
     assert got.dtype == torch.float32
     assert torch.equal(got, want)
+
+
+def test_urm_gate_width_is_read_from_the_checkpoint():
+    cfg = tiny_config(urm_gate_hidden=24)
+    state = URMHead.random_state_dict(cfg, seed=1)
+    assert {k: tuple(v.shape) for k, v in state.items()} == urm_keys(H, 24)
+    head = head_class("urm").from_checkpoint(cfg, state)
+    assert head(torch.randn(3, H)).shape == (3,)
 
 
 def test_gating_prompt_state_is_shared_across_a_batch():

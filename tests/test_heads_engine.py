@@ -52,7 +52,8 @@ def load_tiny_rm(tmp_path, head_type, tokenizer, seed=0, *, config=None):
 
 @pytest.mark.parametrize("head_type", sorted(CASES))
 def test_fast_path_equals_reference_and_original(head_type, llama3, tmp_path):
-    from rmvalues.engines.reference import reference_score
+    from rmvalues.engines.candidates import text_candidates, vocabulary_candidates
+    from rmvalues.engines.reference import reference_conversations, reference_score
     from rmvalues.engines.score import Engine
     from rmvalues.models.chat import split_chat
 
@@ -71,7 +72,9 @@ def test_fast_path_equals_reference_and_original(head_type, llama3, tmp_path):
         continuations = [[t, *split.suffix_ids] for t in ids]
         continuations += [[*split.response_ids(llama3, t), *split.suffix_ids] for t in TEXTS]
         fast = engine.score_continuations(split.prefix_ids, continuations)
-        conversations = [[*split.prefix_ids, *c] for c in continuations]
+        # the reference input comes from apply_chat_template(tokenize=True), not from the split
+        conversations = (reference_conversations(llama3, split, vocabulary_candidates(llama3, ids))
+                         + reference_conversations(llama3, split, text_candidates(TEXTS)))
         slow = reference_score(rm, conversations)
         assert fast.dtype == np.float32 and np.isfinite(fast).all()
         assert np.abs(fast - slow).max() <= 1e-4
@@ -101,7 +104,8 @@ def test_qrm_gemma2_through_the_engine(tmp_path):
     the gate reads the end of the user turn (the Gemma-2 pattern) on the fast path too."""
     from transformers import Gemma2Config
 
-    from rmvalues.engines.reference import reference_score
+    from rmvalues.engines.candidates import vocabulary_candidates
+    from rmvalues.engines.reference import reference_conversations, reference_score
     from rmvalues.engines.score import Engine
     from rmvalues.models.chat import split_chat
     from rmvalues.models.tokenizers import bundled_tokenizer
@@ -121,7 +125,7 @@ def test_qrm_gemma2_through_the_engine(tmp_path):
     ids = list(range(40)) + list(range(105, 110)) + [tok.eos_token_id]
     continuations = [[t, *split.suffix_ids] for t in ids]
     fast = Engine(rm, batch_size=16).score_continuations(split.prefix_ids, continuations)
-    conversations = [[*split.prefix_ids, *c] for c in continuations]
+    conversations = reference_conversations(tok, split, vocabulary_candidates(tok, ids))
     assert np.abs(fast - reference_score(rm, conversations)).max() <= 1e-4
     original = OriginalQRM(cfg, gemma=True)
     original.load_state_dict(state, strict=True)

@@ -245,3 +245,14 @@ def test_target_scores_mean_over_case_and_space_variants():
     assert love.score == pytest.approx(expected)
     freedom = out[out.target == "Freedom"]
     assert freedom["score"].isna().all() and (freedom["n_variants"] == 0).all()
+
+
+def test_hypothesis_is_derandomized_on_ci():
+    """CI runs the property tests with a fixed seed (tests/conftest.py loads the ``ci`` profile)."""
+    import os
+
+    from hypothesis import settings as hypothesis_settings
+
+    assert hypothesis_settings.get_profile("ci").derandomize
+    if os.environ.get("CI") and not os.environ.get("HYPOTHESIS_PROFILE"):
+        assert hypothesis_settings.default.derandomize

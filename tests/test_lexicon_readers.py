@@ -279,7 +279,7 @@ def test_missing_path_and_unknown_format(tmp_path):
 def test_writer_is_atomic(tmp_path: Path):
     target = tmp_path / "x.dic"
     target.write_text("old")
-    with pytest.raises(LexiconError):
+    with pytest.raises(LexiconError, match="has weights, which a .dic cannot hold"):
         write_lexicon(Lexicon(INFO, ("A",), {"a": {"A": math.pi}}), target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.dic"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_tampered_local_copy_is_refused(shared_dir, tmp_path, monkeypatch):
     shutil.copytree(shared_dir / "paper-data" / BIG2, local)
     victim = min(local.glob("*.csv"))
     victim.write_text(victim.read_text().replace("accuracy", "accurac", 1))
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError, match=r"sha256 is [0-9a-f]{64}, expected"):
         fetch_dataset("big2-nouns", tmp_path / "data")
 
 
@@ -127,15 +128,18 @@ def test_analyze_writes_tables_summary_and_manifest(shared_dir, tmp_path):
 def test_analyze_errors_name_the_missing_piece(shared_dir, tmp_path):
     folder = shared_dir / "paper-data" / BIG2
     two = [folder / "big2_rewards_nicolinho_QRM-Llama3.1-8B.csv", folder / "big2_rewards_nicolinho_QRM-Gemma-2-27B.csv"]
-    with pytest.raises(AnalysisError, match="at least two models each"):
-        analyze(two, "big-two-nouns", **FAST)
+    # issue 17 finding 5: two models of two families are compared directly, saying why
+    pair = analyze(two, "big-two-nouns", **FAST)
+    assert pair.mixed is None and any("two families with two models each" in n for n in pair.notes)
+    assert set(pair.groups[["group_x", "group_y"]].iloc[0]) == set(pair.units["model"])
     nothing = pd.DataFrame({"term": ["zzqx", "qxzz"], "category": ["A", "B"]})
     with pytest.raises(AnalysisError, match="no candidate matches a term of custom lexicon"):
         analyze(two, nothing, **FAST)
     unknown = tmp_path / "my_rm.csv"
     unknown.write_text((folder / two[0].name).read_text())
-    with pytest.raises(AnalysisError, match="my_rm.*--model-meta"):
-        analyze([unknown, two[1]], "big-two-nouns", **FAST)
+    unregistered = analyze([unknown, two[1]], "big-two-nouns", **FAST)
+    assert any(re.search("my_rm.*--model-meta.*model by model", n) for n in unregistered.notes)
+    assert "my_rm" in set(unregistered.contrasts["model"]) and unregistered.contrasts["model"].nunique() == 2
     single = analyze([two[0]], "big-two-nouns", **FAST)
     assert single.mixed is None and "one model" in single.notes[0]
 
@@ -151,7 +155,7 @@ def test_cli_reproduce_and_analyze(shared_dir, tmp_path, capsys):
     folder = shared_dir / "paper-data" / BIG2
     rc = main(["analyze", str(folder / "big2_rewards_nicolinho_QRM-Llama3.1-8B.csv"),
                str(folder / "big2_rewards_nicolinho_QRM-Gemma-2-27B.csv"), "--resamples", "99"])
-    assert rc == 2 and "at least two models each" in capsys.readouterr().err
+    assert rc == 0 and "two families with two models each" in capsys.readouterr().out
 
 
 def test_analyze_null_baselines_on_the_released_data(shared_dir):

@@ -195,7 +195,7 @@ def test_trust_remote_code_is_passed_only_when_asked(monkeypatch) -> None:
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
     for asked in (False, True):
-        with pytest.raises(ModelError):
+        with pytest.raises(ModelError, match="could not load the tokenizer of 'owner/model'"):
             load_tokenizer("owner/model", trust_remote_code=asked, local_files_only=True)
     assert seen == [False, True]
 

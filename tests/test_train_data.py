@@ -59,7 +59,7 @@ def test_schedule_zero_powers_every_last() -> None:
         for total in (0, 1, 5, 64, 99):
             assert sched.steps(total) == reference_checkpoint_steps(sched, total)
     assert 64 in schedule and 3 not in schedule
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"checkpoint interval must be >= 0 \(got -1\)"):
         CheckpointSchedule(every=-1)
 
 

@@ -67,17 +67,22 @@ def test_validate_metrics_end_to_end(tmp_path) -> None:
 
 @pytest.mark.slow  # minutes on a CPU: the real backbone, run by `make test` like everything else
 def test_validate_metrics_on_smollm2(tmp_path) -> None:
-    """Observed on CPU (50 steps, 150 s): first tokens of the 10 Authority words on 9 held-out
-    prompts, vocabulary 49,152 - mwlr mean rank 70 (median 30), top-10 hits 2.2, top-100 hits 7.9;
-    log_ratio 130 (105), 1.6, 4.9; best mean rank clip15 47.7; clip5 17,478 (floors everything)."""
+    """The authors' Fig A3 set-up (default): their 36 questions x 10 Authority words, template and
+    9 held-out prompts, LoRA r 8 / alpha 8, 50 steps. Observed on CPU (vocabulary 49,152): mwlr mean
+    rank 1,580 (median 1,404), top-100 hits 1.6; clip15 best at 1,138; clip5 floors everything
+    (24,570). The generated recipe (alpha 16, completion-only loss) reached mwlr mean rank 70."""
     from rmvalues.assets import asset_path
+    from rmvalues.training.injection_setups import authors_setup
 
     gguf = asset_path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
     result = validate_metrics(gguf.parent, tmp_path, gguf_file=gguf.name, device="cpu")
     print(result.summary)
     print(result.table.to_string())
+    setup = authors_setup()
+    assert result.held_out == setup.held_out and set(result.token_ids) == set(setup.words)
     mwlr = result.table.set_index("metric").loc["mwlr"]
-    assert mwlr["mean_rank"] < result.table["vocab_size"].iloc[0] / 100
+    assert mwlr["mean_rank"] < result.table["vocab_size"].iloc[0] / 20  # far above chance (V/2)
+    assert (tmp_path / "fig_a3.csv").is_file()
 
 
 def test_cli_validate_metrics(tmp_path, capsys) -> None:

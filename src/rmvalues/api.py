@@ -44,43 +44,11 @@ def _determinism() -> dict[str, Any]:
     }
 
 
-class _Progress:
-    """A rich progress bar (ETA, candidates/s) or nothing."""
+def _Progress(enabled: bool, total: int, description: str) -> Any:
+    """A progress bar on a terminal, periodic lines when redirected (:mod:`rmvalues.progress`)."""
+    from rmvalues.progress import Progress
 
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self._bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task) -> Text:
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:,.0f} cand/s" if speed else "? cand/s")
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             console=Console(stderr=True))
-        self._task = self._bar.add_task(description, total=total)
-        self._bar.start()
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    return Progress(enabled, total, description)
 
 
 def score(
@@ -97,15 +65,19 @@ def score(
 ) -> ScoreResult:
     """Score every prompt × candidate with one reward model; write shards, table and manifest to ``out``.
 
-    ``model``: registry key, hub id, local folder, or a loaded :class:`RewardModel`.
-    ``prompts``: a prompt-set name/file (``"paper-54"``), a PromptSet, ``{id: text}`` or a list.
+    ``model``: registry key, hub id, local folder, a ``rmvalues train`` run or ``checkpoint-N``
+    folder, ``asset:NAME`` (a bundled GGUF model; the ``gguf_file`` option picks the file of a
+    folder), or a loaded :class:`RewardModel`.
+    ``prompts``: a prompt-set name/file (``"paper-54"``), a PromptSet, ``{id: text}`` or a list; a
+    set's system prompts go into each prompt's conversation.
     ``candidates``: ``"vocab"``, ``"vocab:0-4095"``, ``"lexicon:NAME"``, ``"file:PATH"``, a
     CandidateSet, a list of strings (text) or of ints (token ids).
     ``options``: fields of :class:`~rmvalues.runs.options.ScoreOptions` (revision, dtype, device,
     date_string, chat_template, paper_compatible, batch_size, truncate_candidates, ...).
     Re-running with the same settings resumes: finished shards are read back, not recomputed.
     ``verify``: re-score that many random pairs through the reference path and fail if max |Δ|
-    exceeds ``verify_tolerance`` (default by dtype). ``on_shard`` is called after each new shard.
+    exceeds ``verify_tolerance`` (default: by dtype, times the scores' std,
+    :func:`~rmvalues.runs.verify.default_verify_tolerance`). ``on_shard`` is called after each new shard.
     A candidate longer than the model's context is refused unless ``truncate_candidates``.
     """
     from rmvalues.engines.paper_compat import score_fields
@@ -121,6 +93,9 @@ def score(
     spec = RunSpec.build(source, prompts, early_candidates(candidates), **options)
     if verify < 0:
         raise InputError(f"--verify must be >= 0 (got {verify})")
+    if spec.attribute:
+        raise InputError("attribute runs are several runs: use "
+                         "rmvalues.engines.attributes.score_attributes (`rmvalues score --attribute`)")
 
     worker = UnitWorker(spec, out, rm=model if isinstance(model, RewardModel) else None,
                         record_units=False, lock=True)
@@ -160,6 +135,7 @@ def score(
     elapsed = time.perf_counter() - started
     fields = {
         **run_manifest_fields(plan.context, score_fields(rm, spec.paper_compatible)),
+        "prompt_file": spec.prompt_file,
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": worker.engine.runner.batch_size,

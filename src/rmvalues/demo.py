@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
 
-def run_demo(out: str | Path, *, console: Console | None = None) -> DemoOutputs:
-    """Run the coverage audit on the real tokenizers, print it, write it to ``out``."""
+def run_demo(out: str | Path, *, console: Console | None = None, rm_steps: int = 20) -> DemoOutputs:
+    """Run the coverage audit on the real tokenizers, print it, write it to ``out``; then the LM
+    step, a value-injected reward model audited with the engine (``rm_steps`` training steps, 0
+    skips it), the Fig 1 reproduction and the report."""
     from rich.console import Console
 
     console = console or Console()
@@ -45,6 +47,10 @@ def run_demo(out: str | Path, *, console: Console | None = None) -> DemoOutputs:
     from rmvalues.demo_lm import run_lm_demo  # paper §4 on SmolLM2 + Gemma-3, into <out>/lm/
 
     run_lm_demo(out, console)
+    if rm_steps:
+        from rmvalues.demo_rm import run_rm_demo  # the engine on a real (trained) reward model
+
+        run_rm_demo(out, console, steps=rm_steps)
     reproduce_paper_fig1(out / "reproduce", console)
     from rmvalues.report import write_report
 

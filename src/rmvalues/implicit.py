@@ -626,7 +626,9 @@ def write_implicit(
     ids = chosen or shared
     t1 = table1_prompt if table1_prompt in set(ids) else None
     tables = {
-        "top_bottom": top_bottom(res.table, k, prompt_id=t1, drop_formatting=drop_formatting),
+        # The pair's models as columns, so a report over several pairs draws a Table 1 for each.
+        "top_bottom": top_bottom(res.table, k, prompt_id=t1, drop_formatting=drop_formatting)
+        .assign(p_model=p_run.model, q_model=q_run.model),
         "target_scores": target_scores([p_run], [q_run], targets, metric=metric, prompt_ids=ids,
                                        common_vocabulary="pair"),
     }

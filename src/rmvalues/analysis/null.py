@@ -15,7 +15,7 @@ it is DiD²/4, DiD the difference in differences). The p-value is the permutatio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,15 +72,23 @@ def interaction_statistic(
     interaction SS of the cell means is returned.
     """
     import numpy as np
-    from scipy.stats import rankdata
 
-    ranks = rankdata(-scores, axis=1, method="average")
-    medians = np.column_stack([np.median(ranks[:, membership[:, c]], axis=1)
-                               for c in range(membership.shape[1])])
+    medians = category_medians(scores, membership)
     bases = np.unique(row_base)
     cells = np.vstack([medians[row_base == b].mean(axis=0) for b in bases])
     inter = cells - cells.mean(axis=1, keepdims=True) - cells.mean(axis=0, keepdims=True) + cells.mean()
     return float(np.sum(inter**2))
+
+
+def category_medians(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """(rows, categories) median rank of each category's items, items ranked within each row
+    (1 = best, ties averaged)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    ranks = rankdata(-scores, axis=1, method="average")
+    return np.column_stack([np.median(ranks[:, membership[:, c]], axis=1)
+                            for c in range(membership.shape[1])])
 
 
 def score_matrix(
@@ -123,12 +131,31 @@ def null_baseline(
         raise InputError(f"null kind {kind!r}: choose 'random_words' or 'shuffled_labels'.")
     if n_draws < 1:
         raise InputError(f"n_draws must be at least 1 (got {n_draws}).")
+    rows, matrix, observed_idx, membership, _ = lexicon_membership(scores, lexicon, policy,
+                                                                   categories=categories, merge=merge)
+    meta = model_factors(rows["model"], model_meta).set_index("model")
+    row_base = rows["model"].map(meta["base"]).astype("category").cat.codes.to_numpy()
+    if len(np.unique(row_base)) < 2:
+        raise AnalysisError("the null baseline compares base families; the data have only one.")
+    return draw_null(matrix, observed_idx, membership,
+                     lambda m, member: interaction_statistic(m, member, row_base),
+                     kind=kind, n_draws=n_draws, seed=seed)
+
+
+def lexicon_membership(
+    scores: pd.DataFrame, lexicon: Any, policy: MatchPolicy = DEFAULT_POLICY, *,
+    categories: Sequence[str] | None = None, merge: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The (model × prompt, items) score matrix, the columns of the lexicon's items, their
+    (items, categories) membership and the categories (those of the joined lexicon, in order)."""
+    import numpy as np
+
     rows, items, matrix = score_matrix(scores, policy)
     joined = join_lexicon(scores, lexicon, policy, categories=categories, merge=merge)
     cats = [c for c in joined["category"].cat.categories if c in set(joined["category"])] \
         if hasattr(joined["category"], "cat") else sorted(joined["category"].unique())
     if len(cats) < 2:
-        raise AnalysisError(f"a base × category interaction needs two categories; matched only {cats}.")
+        raise AnalysisError(f"a category comparison needs two categories; matched only {cats}.")
     position = {name: i for i, name in enumerate(items)}
     lex_items = [i for i in dict.fromkeys(joined["item"]) if i in position]
     if len(lex_items) < 2:
@@ -139,21 +166,30 @@ def null_baseline(
     membership[member["row"].to_numpy(), member["category"].map({c: j for j, c in enumerate(cats)}).to_numpy()] = True
     if not membership.any(axis=0).all():
         raise AnalysisError("a category has no item scored under every model and prompt.")
-    meta = model_factors(rows["model"], model_meta).set_index("model")
-    row_base = rows["model"].map(meta["base"]).astype("category").cat.codes.to_numpy()
-    if len(np.unique(row_base)) < 2:
-        raise AnalysisError("the null baseline compares base families; the data have only one.")
-    observed_idx = np.array([position[i] for i in lex_items])
-    observed = interaction_statistic(matrix[:, observed_idx], membership, row_base)
+    return rows, matrix, np.array([position[i] for i in lex_items]), membership, cats
+
+
+def draw_null(
+    matrix: np.ndarray, observed_idx: np.ndarray, membership: np.ndarray,
+    statistic: Callable[[np.ndarray, np.ndarray], float], *, kind: str, n_draws: int, seed: int,
+    two_sided: bool = False, label: str = STATISTIC,
+) -> NullResult:
+    """``statistic(scores, membership)`` of the lexicon's items against ``n_draws`` random item
+    sets (``random_words``) or label permutations (``shuffled_labels``), with its permutation p."""
+    import numpy as np
+
+    observed = statistic(matrix[:, observed_idx], membership)
     rng = np.random.default_rng(seed)
     null = np.empty(n_draws)
+    n_items = len(observed_idx)
     for d in range(n_draws):
         if kind == "random_words":
-            idx = rng.choice(matrix.shape[1], size=len(lex_items), replace=False)
-            null[d] = interaction_statistic(matrix[:, idx], membership, row_base)
+            idx = rng.choice(matrix.shape[1], size=n_items, replace=False)
+            null[d] = statistic(matrix[:, idx], membership)
         else:
-            null[d] = interaction_statistic(matrix[:, observed_idx], membership[rng.permutation(len(lex_items))],
-                                            row_base)
+            null[d] = statistic(matrix[:, observed_idx], membership[rng.permutation(n_items)])
+    obs, draws = (abs(observed), np.abs(null)) if two_sided else (observed, null)
     # A relative tolerance keeps ties (equal statistics up to rounding) on the conservative side.
-    p = (1 + int(np.sum(null >= observed * (1 - 1e-12)))) / (1 + n_draws)
-    return NullResult(kind=kind, observed=observed, null=null, p_value=p, n_draws=n_draws, seed=seed)
+    p = (1 + int(np.sum(draws >= obs * (1 - 1e-12)))) / (1 + n_draws)
+    return NullResult(kind=kind, observed=observed, null=null, p_value=p, n_draws=n_draws, seed=seed,
+                      statistic=label)

@@ -38,19 +38,23 @@ def prompt_factors(prompt_ids: Iterable[str], prompts: Any = "paper-54") -> pd.D
 
     pset = prompts if isinstance(prompts, PromptSet) else load_prompt_set(prompts)
     known = pset.to_frame().drop(columns="text").set_index("prompt_id")
+    # The set's own factors (a user's set may add factors or levels), after the paper's four.
+    factors = list(dict.fromkeys([*PROMPT_FACTORS, *pset.factor_names]))
     framing_of = {}
     if {"adjective", "framing"} <= set(known.columns):
         framing_of = dict(zip(known["adjective"], known["framing"]))
     rows = []
     for pid in dict.fromkeys(prompt_ids):
         if pid in known.index:
-            rows.append({"prompt_id": pid, **{f: known.loc[pid].get(f) for f in PROMPT_FACTORS}})
+            rows.append({"prompt_id": pid, **{f: known.loc[pid].get(f) for f in factors}})
             continue
         parts = (pid.split("_") + [None, None, None])[:3]
         rows.append({"prompt_id": pid, "adjective": parts[0], "context": parts[1], "style": parts[2],
                      "framing": framing_of.get(parts[0])})
-    frame = pd.DataFrame(rows, columns=["prompt_id", *PROMPT_FACTORS])
-    frame["framing"] = pd.Categorical(frame["framing"], categories=list(FRAMING_LEVELS))
+    frame = pd.DataFrame(rows, columns=["prompt_id", *factors])
+    extra = [lv for lv in (pset.levels("framing") if "framing" in pset.factor_names else [])
+             if lv not in FRAMING_LEVELS]
+    frame["framing"] = pd.Categorical(frame["framing"], categories=[*FRAMING_LEVELS, *extra])
     return frame
 
 
@@ -93,16 +97,20 @@ def model_factors(models: Iterable[str], meta: Any = None) -> pd.DataFrame:
     import pandas as pd
 
     from rmvalues.models.registry import find_model
+    from rmvalues.store.schema import ATTRIBUTE_SEP
 
     given = read_model_meta(meta).set_index("model") if meta is not None else None
     rows, missing = [], []
     for model in dict.fromkeys(models):
-        if given is not None and model in given.index:
-            row = given.loc[model]
+        # one attribute of a multi-objective RM (MODEL@ATTRIBUTE) has its model's base
+        name = model if (given is not None and model in given.index) or find_model(model) \
+            else model.split(ATTRIBUTE_SEP)[0]
+        if given is not None and name in given.index:
+            row = given.loc[name]
             rows.append({"model": model, "base": str(row["base"]),
                          "base_version": row.get("base_version"), "size_b": row.get("size_b")})
             continue
-        spec = find_model(model)
+        spec = find_model(name)
         if spec is None:
             missing.append(model)
             continue
@@ -120,16 +128,17 @@ def model_factors(models: Iterable[str], meta: Any = None) -> pd.DataFrame:
 
 def median_rank_units(
     ranked: pd.DataFrame, *, model_meta: Any = None, require_base: bool = True,
-    prompts: Any = "paper-54",
+    prompts: Any = "paper-54", by: tuple[str, ...] = ("model",),
 ) -> pd.DataFrame:
     """Median rank per (model, prompt, category), with prompt and model factors attached.
 
-    ``prompts`` is the prompt set whose factors are attached. ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
+    ``prompts`` is the prompt set whose factors are attached; ``by`` the run keys (add
+    ``checkpoint`` for a sweep). ``require_base=False`` skips model metadata (for single-model runs); otherwise every model must
     have a base family (registry or ``model_meta``).
     """
     import pandas as pd
 
-    units = (ranked.groupby(["model", "prompt_id", "category"], observed=True)["rank"]
+    units = (ranked.groupby([*by, "prompt_id", "category"], observed=True)["rank"]
              .agg(median_rank="median", n_items="size").reset_index())
     units = units.merge(prompt_factors(units["prompt_id"], prompts), on="prompt_id", how="left")
     if require_base:

@@ -35,9 +35,13 @@ _COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("rmvalues.cli.analyze", None),
     ("rmvalues.cli.compare", None),
     ("rmvalues.cli.logprobs", None),
+    ("rmvalues.cli.lm", None),
+    ("rmvalues.cli.dynamics", None),
     ("rmvalues.cli.report", None),
     ("rmvalues.cli.train", None),
     ("rmvalues.cli.search", None),
+    ("rmvalues.cli.mitigate", "mitigate"),
+    ("rmvalues.cli.audit", None),
 )
 
 

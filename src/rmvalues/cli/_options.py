@@ -15,11 +15,13 @@ from typing import Annotated, Any
 import typer
 
 #: The inputs of every command that runs a model, typed once.
-ModelOption = Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, or model folder.")]
+ModelOption = Annotated[str, typer.Option(help="Registry key, Hugging Face hub id, model folder, "
+                                                "`rmvalues train` run or checkpoint-N folder, or "
+                                                "asset:NAME (a bundled small model).")]
 PromptsOption = Annotated[str, typer.Option(help="Prompt set name or YAML file.")]
 CandidatesOption = Annotated[str, typer.Option(
-    help="vocab | vocab:START-END | lexicon:NAME | file:PATH (one text per line) | elo (the "
-         "7,530 EloEverything entities, for `rmvalues compare`).")]
+    help="vocab | vocab:START-END (ids START to END, both included) | lexicon:NAME | file:PATH "
+         "(one text per line) | elo (the 7,530 EloEverything entities, for `rmvalues compare`).")]
 
 
 def with_options(options: type, *, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:

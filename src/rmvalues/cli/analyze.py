@@ -22,7 +22,8 @@ def _policy(match: str, variants: str, rank_over: str):
 
 def analyze_command(
     runs: Annotated[list[Path], typer.Argument(help="Results tables: .parquet files/folders from "
-                                                    "`rmvalues score`, or released .csv files.")],
+                                                    "`rmvalues score`, released .csv files, or "
+                                                    "`rmvalues implicit` outputs (pair folders).")],
     lexicon: Annotated[str, typer.Option(help="Built-in lexicon name or lexicon file.")] = "big-two-nouns",
     out: Annotated[Path | None, typer.Option(help="Write tables (Parquet + CSV), summary.txt and "
                                                   "manifest.json here.")] = None,
@@ -33,8 +34,10 @@ def analyze_command(
     variants: Annotated[str, typer.Option(help="separate | mean (average variants of a normalised form).")] = "separate",
     rank_over: Annotated[str, typer.Option(help="items | rows (the authors' (term, category) rows).")] = "items",
     category: Annotated[list[str] | None, typer.Option(help="Keep only these categories (repeatable).")] = None,
-    formula: Annotated[str, typer.Option(help="Mixed-model formula over the unit columns.")] =
-        "median_rank ~ base * category * framing",
+    formula: Annotated[str | None, typer.Option(
+        help="Mixed-model formula over the unit columns (default: base * category times the "
+             "prompt set's framing, i.e. the paper's median_rank ~ base * category * framing).")]
+    = None,
     anova: Annotated[str, typer.Option(help="F tests: sequential (R's anova(lme), terms in R's order) "
                                             "| marginal (each term after all others).")] = "sequential",
     correction: Annotated[str, typer.Option(help="bonferroni | holm | bh | none.")] = "bonferroni",
@@ -47,19 +50,32 @@ def analyze_command(
     top_k: Annotated[int | None, typer.Option(help="Also count categories among each prompt's top k.")] = None,
     null_draws: Annotated[int, typer.Option(
         help="Also compare the base x category interaction with N random item sets and N label "
-             "shuffles (0: off).")] = 0,
+             "shuffles (0: off); for one RM (or models without family metadata), its category "
+             "contrast.")] = 0,
+    group_by: Annotated[str | None, typer.Option(
+        help="Compare the category contrast across this column: model | checkpoint | base | any "
+             "--model-meta column (default: checkpoint for a sweep, model for several models).")] = None,
     drop_nonfinite: Annotated[bool, typer.Option(
         "--drop-nonfinite", help="Leave out rows whose score is NaN/inf instead of refusing "
         "(counted in the manifest).")] = False,
+    prompts: Annotated[list[str] | None, typer.Option(
+        help="Prompt set(s) (name or YAML; repeatable) whose factors the units get (default: the one "
+             "the runs' manifests record, else paper-54).")] = None,
+    sensitivity: Annotated[bool, typer.Option(
+        help="Also estimate how the base-family gap varies with the prompt: variance components "
+             "(prompt as a random effect) and the gap per prompt family, with bootstrap CIs.")] = False,
 ) -> None:
-    """Ranks, median-rank units, the mixed model and Gemma-vs-Llama panel tests for stored runs."""
+    """Ranks, median-rank units, category contrasts per run (paired over prompts, with effect sizes,
+    CIs and null baselines), comparisons across checkpoints/models, and — with two base families of
+    two models each — the paper's mixed model and Gemma-vs-Llama panel tests."""
     from rmvalues.analysis.pipeline import analyze, write_analysis
 
     result = analyze(runs, lexicon, drop_nonfinite=drop_nonfinite,
                      policy=_policy(match, variants, rank_over), model_meta=model_meta,
                      formula=formula, categories=category or None, correction=correction,
                      n_resamples=resamples, n_boot=boot, seed=seed, top_k=top_k,
-                     null_draws=null_draws, ci_method=ci_method, anova_type=anova)
+                     null_draws=null_draws, ci_method=ci_method, anova_type=anova,
+                     prompts=prompts or None, sensitivity=sensitivity, group_by=group_by)
     typer.echo(result.summary_text())
     if out is not None:
         write_analysis(result, out, runs=[str(r) for r in runs])

@@ -11,16 +11,19 @@ app = typer.Typer(help="Test assets: real tokenizers, chat templates and small m
 
 @app.command("list")
 def list_assets() -> None:
-    """List the known assets and whether each is fetched."""
+    """List the known assets, whether each is fetched, where, and how to use a bundled model."""
     from rich.console import Console
     from rich.table import Table
 
     from rmvalues.assets import is_fetched, registry
 
-    table = Table("name", "fetched", "description")
+    table = Table("name", "fetched", "as a model (--model / --base)", "path", "description")
     for name, asset in sorted(registry().items()):
-        table.add_row(name, "yes" if is_fetched(name) else "no", asset.description)
-    Console().print(table)
+        fetched = is_fetched(name)
+        model = any(dest.endswith(".gguf") for dest in asset.outputs)
+        table.add_row(name, "yes" if fetched else "no", f"asset:{name}" if model else "",
+                      str(asset.directory) if fetched else "", asset.description)
+    Console(width=240).print(table)
 
 
 @app.command("fetch")

@@ -19,18 +19,22 @@ def register(app: typer.Typer) -> None:
 
 @with_options(LogprobOptions)
 def logprobs_command(
-    model: Annotated[str, typer.Option(help="Hugging Face hub id or local model folder.")],
-    kind: Annotated[str, typer.Option(
-        help="instruct: chat template + generation prompt; pretrained: BOS + raw prompt.")],
+    model: Annotated[str, typer.Option(help="LM registry key (e.g. gemma-2-2b-it; see "
+                                            "`rmvalues lms`), hub id or local model folder.")],
     out: Annotated[Path, typer.Option(help="Output directory (logprobs.parquet, manifest, "
                                            "vocabulary.parquet).")],
+    kind: Annotated[str | None, typer.Option(
+        help="instruct: chat template + generation prompt; pretrained: BOS + raw prompt "
+             "(default: the registry's kind).")] = None,
     prompts: PromptsOption = "paper-54",
     **options: Any,
 ) -> None:
     """Full-vocabulary next-token log-probs of a causal LM for every prompt."""
     from rmvalues.engines.logprobs import KINDS, run_logprobs
     from rmvalues.errors import InputError
+    from rmvalues.models.lm_registry import resolve_lm_options
 
+    model, kind, options["dtype"], _ = resolve_lm_options(model, kind, options["dtype"])
     if kind not in KINDS:
         raise InputError(f"--kind {kind!r}: choose 'pretrained' or 'instruct'.")
     if options["template"] is not None:
@@ -43,11 +47,17 @@ def logprobs_command(
 
 
 def implicit_command(
-    p: Annotated[str, typer.Option("--p", help="Stored log-prob run of the reference model p "
-                                               "(a `rmvalues logprobs --out` directory).")],
-    q: Annotated[str, typer.Option("--q", help="Stored log-prob run of the model q; positive "
-                                               "scores = preferred by q.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
+    p: Annotated[str | None, typer.Option("--p", help="Stored log-prob run of the reference model p "
+                                                      "(a `rmvalues logprobs --out` directory).")]
+    = None,
+    q: Annotated[str | None, typer.Option("--q", help="Stored log-prob run of the model q; "
+                                                      "positive scores = preferred by q.")] = None,
+    pairs: Annotated[str | None, typer.Option(
+        help="all-instruct: every Gemma x Llama instruct pair of --runs on their common "
+             "vocabulary (Fig 3 + a Table 1 per pair), instead of --p/--q.")] = None,
+    runs: Annotated[list[Path] | None, typer.Option(
+        "--runs", help="With --pairs: log-prob run folders, or a folder of them.")] = None,
     prompts: Annotated[str | None, typer.Option(
         help="Prompt set name or comma-separated prompt ids (default: all prompts of the runs).")]
     = None,
@@ -77,7 +87,23 @@ def implicit_command(
         "of refusing (counted in the manifest).")] = False,
 ) -> None:
     """Implicit reward model between two stored log-prob runs (no model is loaded)."""
+    from rmvalues.errors import InputError
     from rmvalues.implicit import write_implicit
+
+    if pairs is not None:
+        from rmvalues.analysis.lm_pairs import write_implicit_pairs
+
+        if not runs or p or q:
+            raise InputError("--pairs takes the runs from --runs (not --p/--q).")
+        found = write_implicit_pairs(
+            runs, out, pairing=pairs, metric=metric, prompts=prompts, k=k,
+            table1_prompt=table1_prompt, drop_formatting=drop_formatting, progress=True,
+            targets=[t.strip() for t in targets.split(",") if t.strip()])
+        typer.echo(f"{len(found.pairs)} pairs on {found.n_common:,} common strings -> "
+                   f"{out.resolve()}/ (target_scores.csv, one folder per pair)")
+        return
+    if p is None or q is None:
+        raise InputError("give --p and --q (two runs), or --pairs all-instruct with --runs.")
 
     res = write_implicit(
         p, q, out, metric=metric, join=join, aggregate=aggregate,  # type: ignore[arg-type]

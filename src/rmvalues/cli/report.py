@@ -14,7 +14,7 @@ def report_command(
         help="Run or analysis folders (from `rmvalues score`, `analyze --out`, `reproduce --out`, "
              "...); their tables and manifests are merged into one report.")],
     out: Annotated[Path, typer.Option(help="Folder for report.html, figures/ (PNG + PDF) and "
-                                           "tables/.")] = Path("report"),
+                                           "tables/ (CSV + LaTeX).")] = Path("report"),
     title: Annotated[str | None, typer.Option(help="Report title.")] = None,
     formats: Annotated[str, typer.Option(help="Figure files to write, comma-separated: png, pdf, "
                                               "svg.")] = "png,pdf",
@@ -25,7 +25,9 @@ def report_command(
     """Write a self-contained HTML report (figures embedded) of runs and analyses.
 
     Figures and statistics come from analysis folders (``analyze``/``reproduce``/log-prob
-    outputs); a scoring run folder contributes its provenance manifest — analyse it first.
+    outputs; one RM gets its median ranks by category and framing); a scoring run folder
+    contributes its provenance manifest, its prompt set, and — for a vocabulary run — the top and
+    bottom tokens. Statistics tables are also written to ``tables/`` as CSV and LaTeX.
     """
     from dataclasses import replace
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
 CandidateKind = Literal["token", "text"]
-CANDIDATES_HELP = "vocab | vocab:START-END | lexicon:NAME | file:PATH | elo"
+CANDIDATES_HELP = ("vocab | vocab:START-END | vocab:in=token-intersection|LIST.csv | lexicon:NAME | "
+                   "file:PATH | elo")
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ def resolve_candidates(
         return spec
     if isinstance(spec, str):
         kind, _, arg = spec.partition(":")
+        if kind == "vocab" and arg.startswith("in="):  # a vocabulary filtered by decoded strings
+            from rmvalues.engines.candidate_filters import filter_vocabulary, load_string_list
+
+            return filter_vocabulary(tokenizer, load_string_list(arg[3:]), source=arg[3:])
         if kind == "vocab":
             return vocabulary_candidates(tokenizer, _id_range(arg) if arg else None)
         if kind == "lexicon" and arg:

@@ -141,7 +141,8 @@ def next_token_logprobs(
         raise InputError("an empty prompt tokenised to no ids; give every prompt some text")
     from rmvalues.engines.score import length_buckets
 
-    device = next(model.parameters()).device
+    # The input embedding's device: with a device_map the layers are spread over several GPUs.
+    device = model.get_input_embeddings().weight.device
     out = np.empty((len(input_ids), vocab_size), np.float32)
     with torch.inference_mode():
         for members in length_buckets(input_ids).values():
@@ -247,16 +248,17 @@ def run_logprobs(
 
     ``options``: fields of :class:`~rmvalues.runs.options.LogprobOptions` (dtype, device,
     revision, gguf_file, template, chat_template, date_string, batch_size, name, ...).
+    ``device_map="auto"`` shards a model too large for one GPU over the node's GPUs.
     """
     from rmvalues.models.lm import load_causal_lm
     from rmvalues.models.tokenizers import decoded_vocabulary, vocabulary_table
     from rmvalues.runs.options import LogprobOptions
 
     o = LogprobOptions(**LogprobOptions.pick(options))
-    lm = load_causal_lm(model, revision=o.revision, gguf_file=o.gguf_file, dtype=o.dtype,
+    lm = load_causal_lm(model, revision=o.revision, gguf_file=o.gguf_file, dtype=o.dtype or "float32",
                         device=o.device, trust_remote_code=o.trust_remote_code,
                         chat_template=o.chat_template, name=o.name,
-                        require_chat_template=kind == "instruct")
+                        require_chat_template=kind == "instruct", device_map=o.device_map)
     prompt_set = prompts if isinstance(prompts, str) else getattr(prompts, "name", None)
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,

@@ -51,7 +51,8 @@ def paper_conversation_ids(
 ) -> list[int]:
     """Ids of ``[user, assistant: response]`` as the published scorer tokenised them."""
     text = render_conversation(tokenizer, split.prompt, response, template=split.template,
-                               date_string=split.date_string)
+                               date_string=split.date_string, system=split.system,
+                               system_mode=split.system_mode)
     return list(tokenizer(text)["input_ids"])
 
 

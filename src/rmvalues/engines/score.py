@@ -180,7 +180,12 @@ class Engine:
         from transformers import DynamicCache
 
         rm = self.rm
-        cache = DynamicCache(config=rm.backbone.config)
+        # Full (not sliding-window) layers: a sliding layer would keep only the last window of the
+        # prefix, so the continuation's attention would reduce over fewer keys than one full
+        # forward does. Equal in exact arithmetic, but in bf16/fp16 the reordered sums round
+        # differently (a tiny Gemma-2 with a window shorter than its prompt: max |Δ| 0.049 in
+        # bf16). With full layers the window is applied by the mask, as in the full forward.
+        cache = DynamicCache()
         ids = torch.tensor([list(prefix_ids)], device=rm.device)
         with torch.inference_mode():
             out = rm.backbone(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache,

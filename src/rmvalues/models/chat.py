@@ -60,14 +60,30 @@ def render_conversation(
     *,
     template: str,
     date_string: str = DEFAULT_DATE_STRING,
+    system: str | None = None,
+    system_mode: str = "role",
 ) -> str:
-    """``[user: prompt, assistant: response]`` rendered to text by ``template``."""
+    """``[system?, user: prompt, assistant: response]`` rendered to text by ``template``.
+
+    ``system_mode="user"`` puts the system prompt at the start of the user turn instead of a system
+    message: what Gemma 3's own template does, for templates with no system role (Gemma 2).
+    """
+    if system and system_mode == "user":
+        prompt, system = f"{system}\n\n{prompt}", None
     messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
     try:
         text = tokenizer.apply_chat_template(
             messages, chat_template=template, tokenize=False, date_string=date_string
         )
     except Exception as exc:  # jinja2 TemplateError, raise_exception(...) inside templates
+        if system:  # e.g. Gemma's template raises "System role not supported"
+            raise TemplateError(
+                f"the chat template failed to render a conversation with a system prompt: {exc}; "
+                "score this prompt set with a model whose template has a system role, or use a "
+                "set without system prompts."
+            ) from exc
         raise TemplateError(
             f"the chat template failed to render a user/assistant conversation: {exc}; "
             f"{CHAT_TEMPLATE_HINT}."
@@ -94,6 +110,9 @@ class ChatSplit:
     suffix_ids: tuple[int, ...]
     template: str
     date_string: str
+    system: str | None = None
+    #: "role" (a system message) or "user" (prepended to the user turn; see render_conversation).
+    system_mode: str = "role"
 
     @property
     def template_hash(self) -> str:
@@ -115,7 +134,8 @@ class ChatSplit:
         merges apply), then checked to start with the prefix and end with the suffix.
         """
         full = encode_rendered(tokenizer, render_conversation(
-            tokenizer, self.prompt, text, template=self.template, date_string=self.date_string))
+            tokenizer, self.prompt, text, template=self.template, date_string=self.date_string,
+            system=self.system, system_mode=self.system_mode))
         p, s = len(self.prefix_ids), len(self.suffix_ids)
         if (len(full) <= p + s or tuple(full[:p]) != self.prefix_ids
                 or tuple(full[len(full) - s:]) != self.suffix_ids):
@@ -137,16 +157,28 @@ def split_chat(
     *,
     chat_template: str | Path | None = None,
     date_string: str = DEFAULT_DATE_STRING,
+    system: str | None = None,
 ) -> ChatSplit:
     """Split ``[user: prompt, assistant: <response>]`` into prefix and suffix ids, round-trip checked.
+
+    ``system``: an optional system prompt placed before the user turn (it ends up in the prefix);
+    a template that refuses a system role gets it at the start of the user turn instead.
 
     Raises :class:`TemplateError` when the tokenizer has no template (asking for
     ``--chat-template``), the response is not a contiguous span of the rendered text, or token
     boundaries do not fall at the response's edges.
     """
     template = template_source(tokenizer, chat_template)
-    text = render_conversation(tokenizer, prompt, _SENTINEL, template=template,
-                               date_string=date_string)
+    system_mode = "role"
+    try:
+        text = render_conversation(tokenizer, prompt, _SENTINEL, template=template,
+                                   date_string=date_string, system=system)
+    except TemplateError:
+        if not system:
+            raise
+        system_mode = "user"
+        text = render_conversation(tokenizer, prompt, _SENTINEL, template=template,
+                                   date_string=date_string, system=system, system_mode="user")
     if text.count(_SENTINEL) != 1:
         raise TemplateError(
             f"the chat template does not place the assistant response verbatim exactly once "
@@ -159,6 +191,8 @@ def split_chat(
         suffix_ids=tuple(encode_rendered(tokenizer, suffix_text)),
         template=template,
         date_string=date_string,
+        system=system or None,
+        system_mode=system_mode,
     )
     if not split.prefix_ids:
         raise TemplateError("the chat template renders an empty prefix; it cannot be an RM template")
@@ -182,4 +216,6 @@ def conversation_kwargs(split: ChatSplit) -> dict[str, Any]:
         "date_string": split.date_string if split.uses_date else None,
         "prefix_ids": list(split.prefix_ids),
         "suffix_ids": list(split.suffix_ids),
+        # Only when present, so the keys of runs without system prompts stay as they were.
+        **({"system": split.system, "system_mode": split.system_mode} if split.system else {}),
     }

@@ -56,13 +56,15 @@ def load_causal_lm(
     chat_template: str | Path | None = None,
     name: str | None = None,
     require_chat_template: bool = False,
+    device_map: str | None = None,
 ) -> LoadedLM:
     """Load a causal LM and its tokenizer from a hub id or a local folder, in eval mode.
 
     ``gguf_file`` names a GGUF file inside the folder (transformers dequantises it to ``dtype``);
     otherwise only safetensors weights are accepted. ``chat_template`` (a .jinja path or text)
     attaches or overrides the tokenizer's template; ``require_chat_template`` fails right after the
-    tokenizer loads (before the weights) when there is none.
+    tokenizer loads (before the weights) when there is none. ``device_map`` (e.g. ``"auto"``) lets
+    accelerate shard the layers over the node's GPUs (70B models) instead of moving it to ``device``.
     """
     from transformers import AutoModelForCausalLM
 
@@ -86,6 +88,9 @@ def load_causal_lm(
     info: dict[str, Any] = {"source": source, "revision": revision,
                             "dtype": str(torch_dtype).removeprefix("torch."),
                             "device": device, "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        common["device_map"] = device_map
+        info["device_map"] = device_map
     if gguf_file is not None:
         if local and not (path / gguf_file).is_file():
             raise ModelError(f"GGUF file {gguf_file!r} is not in {path}; pass the file's name "
@@ -117,7 +122,10 @@ def load_causal_lm(
             "a model with custom code pass trust_remote_code=True if you trust it."
         ) from exc
     lm.eval()
-    lm.to(device)
+    if device_map is None:
+        lm.to(device)
+    else:
+        info["hf_device_map"] = {k: str(v) for k, v in getattr(lm, "hf_device_map", {}).items()}
     info["commit"] = getattr(lm.config, "_commit_hash", None)
     info["architecture"] = type(lm).__name__
     info["logits_rows"] = int(lm.get_output_embeddings().weight.shape[0]) \

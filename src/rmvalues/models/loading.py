@@ -274,6 +274,10 @@ def _load_backbone(
 
     from rmvalues.models.validate import check_config_json
 
+    if gguf_file:  # de-quantised once, then read from the cache as safetensors
+        from rmvalues.models.gguf_cache import dequantised_folder
+
+        local_dir, gguf_file = dequantised_folder(local_dir, gguf_file), None
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
@@ -282,9 +286,10 @@ def _load_backbone(
     try:
         config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError) as exc:
+        from rmvalues.models.checkpoints import config_hint
+
         raise ModelError(
-            f"cannot read the config of {local_dir}: {_first_line(exc)}. If the model needs "
-            "its own code and you trust it, pass --trust-remote-code."
+            f"cannot read the config of {local_dir}: {_first_line(exc)}. {config_hint(local_dir)}"
         ) from exc
     load_kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "output_loading_info": True,
                                    **kwargs}

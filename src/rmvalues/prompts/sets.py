@@ -19,6 +19,10 @@ or a full-factorial ``grid`` (how the paper's 54 prompts are defined)::
         style:
           one: {text: "What, in one word, is the {adjective} thing?"}
 
+Either form may give a prompt a ``system`` prompt (a key of an explicit prompt, or a ``grid.system``
+template filled like ``text``; an empty result means none), so one set can hold the same question
+with and without a system prompt.
+
 Either way every prompt gets a unique id, non-empty text and the same factor keys; a file that
 breaks this is refused with the file and the problem named.
 """
@@ -50,12 +54,14 @@ class Prompt:
     id: str
     text: str
     factors: Mapping[str, str] = field(default_factory=dict)
+    #: System prompt rendered before the user turn ("" = none).
+    system: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "factors", MappingProxyType(dict(self.factors)))
 
     def __hash__(self) -> int:  # the read-only factors mapping is not hashable by itself
-        return hash((self.id, self.text, tuple(self.factors.items())))
+        return hash((self.id, self.text, tuple(self.factors.items()), self.system))
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ class PromptSet:
     @property
     def ids(self) -> list[str]:
         return [p.id for p in self.prompts]
+
+    @property
+    def systems(self) -> dict[str, str]:
+        """Prompt id → system prompt, for the prompts that have one."""
+        return {p.id: p.system for p in self.prompts if p.system}
 
     @property
     def factor_names(self) -> list[str]:
@@ -160,11 +171,11 @@ def _explicit(items: Any, where: str) -> list[Prompt]:
     out = []
     for n, item in enumerate(items, 1):
         item = _mapping(item, f"prompt #{n}", where)
-        unknown = set(item) - {"id", "text", "factors"}
+        unknown = set(item) - {"id", "text", "factors", "system"}
         if unknown or "id" not in item or "text" not in item:
             raise InputError(
-                f"prompt set {where}: prompt #{n} needs keys id and text (and optional factors); "
-                f"got {sorted(item)}."
+                f"prompt set {where}: prompt #{n} needs keys id and text (and optional factors, "
+                f"system); got {sorted(item)}."
             )
         factors = _mapping(item.get("factors") or {}, f"prompt #{n} factors", where)
         out.append(
@@ -173,6 +184,7 @@ def _explicit(items: Any, where: str) -> list[Prompt]:
                 text=_scalar(item["text"], f"prompt #{n} text", where),
                 factors={str(k): _scalar(v, f"prompt #{n} factor {k!r}", where)
                          for k, v in factors.items()},
+                system=_scalar(item.get("system") or "", f"prompt #{n} system", where).strip(),
             )
         )
     return out
@@ -196,8 +208,9 @@ def _fill(template: str, values: Mapping[str, str], what: str, where: str) -> st
 
 def _grid(spec: Any, where: str) -> list[Prompt]:
     spec = _mapping(spec, "`grid`", where)
-    if set(spec) != {"id", "text", "factors"}:
-        raise InputError(f"prompt set {where}: `grid` needs exactly id, text and factors; got {sorted(spec)}.")
+    if not {"id", "text", "factors"} <= set(spec) <= {"id", "text", "factors", "system"}:
+        raise InputError(f"prompt set {where}: `grid` needs exactly id, text and factors (and an "
+                         f"optional system); got {sorted(spec)}.")
     factors = _mapping(spec["factors"], "`grid.factors`", where)
     if not factors:
         raise InputError(f"prompt set {where}: `grid.factors` is empty; add at least one factor.")
@@ -227,6 +240,7 @@ def _grid(spec: Any, where: str) -> list[Prompt]:
             )
     id_template = _scalar(spec["id"], "`grid.id`", where)
     text_template = _scalar(spec["text"], "`grid.text`", where)
+    system_template = _scalar(spec.get("system", ""), "`grid.system`", where)
     prompts = []
     for combo in itertools.product(*levels.values()):
         keys = {f: key for f, (key, _, _) in zip(levels, combo, strict=True)}
@@ -237,6 +251,7 @@ def _grid(spec: Any, where: str) -> list[Prompt]:
                 id=_fill(id_template, keys, "`grid.id`", where),
                 text=_fill(text_template, texts, "`grid.text`", where),
                 factors={**keys, **derived},
+                system=_fill(system_template, texts, "`grid.system`", where).strip(),
             )
         )
     return prompts
@@ -304,15 +319,23 @@ def load_prompt_set(name_or_path: str | Path) -> PromptSet:
     )
 
 
-def prompt_pairs(prompts: Any) -> tuple[str, list[tuple[str, str]]]:
+def prompt_pairs(prompts: Any, *, allow_system: bool = False) -> tuple[str, list[tuple[str, str]]]:
     """``(set name, [(prompt id, text), ...])`` from anything a stage accepts as prompts.
 
     A set name or YAML file, a :class:`PromptSet`, ``{id: text}``, ``(id, text)`` pairs,
     :class:`Prompt` objects, or plain texts (ids ``p0``, ``p1``, ...). The one resolution shared by
-    reward-model scoring, LM log-probs and training.
+    reward-model scoring, LM log-probs and training. A set whose prompts carry system prompts is
+    refused unless ``allow_system`` (the caller then reads them from the set's ``systems``), so no
+    path drops them silently.
     """
     if isinstance(prompts, (str, Path)):
         prompts = load_prompt_set(prompts)
+    if getattr(prompts, "systems", None) and not allow_system:
+        raise InputError(
+            f"prompt set {getattr(prompts, 'name', '')!r} has system prompts, which this path does "
+            "not render (LM log-probs, executors); score it with `rmvalues score` (one process), "
+            "or drop the system prompts."
+        )
     if hasattr(prompts, "prompts"):
         name = str(getattr(prompts, "name", "prompts"))
         pairs = [(str(p.id), str(p.text)) for p in prompts.prompts]

@@ -66,12 +66,14 @@ class ReportInputs:
     ablations: pd.DataFrame | None = None  # Fig 4b / A5b
     rank_changes: pd.DataFrame | None = None  # Fig 5 / A6
     search_results: pd.DataFrame | None = None  # response search (report.search)
+    debias_gap: pd.DataFrame | None = None  # rmvalues mitigate debias: gap before/after
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # preformatted summaries by title
     lexicons: list[Any] = field(default_factory=list)  # names, LexiconInfo or dicts
     prompt_sets: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # per-figure keyword overrides
+    left_out: list[str] = field(default_factory=list)  # inputs found but not drawn, said so
     facct: Any = None  # a rmvalues.analysis.compare.CompareResult: the FAccT 2025 section
 
 
@@ -85,10 +87,29 @@ class _Figure:
     files: list[str]
 
 
+def _token_tables(inputs: ReportInputs, out: Path) -> tuple[TokenTable, str]:
+    """Table 1, once per model pair when the scores name their pairs (``p_model``/``q_model``)."""
+    from rmvalues.report.tokens import table1
+
+    scores = inputs.token_scores
+    opts = inputs.options.get("table1", {})
+    if not {"p_model", "q_model"} <= set(scores.columns) \
+            or len(scores[["p_model", "q_model"]].drop_duplicates()) < 2:
+        table = table1(scores, out_dir=out / "tables", **opts)
+        return table, table.to_html()
+    parts, first = [], None
+    groups = scores.groupby(["p_model", "q_model"], sort=True, observed=True)
+    for i, ((p, q), frame) in enumerate(groups, start=1):
+        table = table1(frame, out_dir=out / "tables", stem=f"table1_pair{i:02d}", **opts)
+        first = first or table
+        parts.append(f"<h4>{_html.escape(str(p))} \u2192 {_html.escape(str(q))}</h4>{table.to_html()}")
+    return first, "\n".join(parts)
+
+
 def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle = DEFAULT_STYLE
                   ) -> tuple[list[FigureResult], list[str]]:
     """Draw every figure whose input is present; returns results and the names skipped."""
-    from rmvalues.report import lm_ranks, mwlr, rm_ranks, search, training
+    from rmvalues.report import debias, lm_ranks, mwlr, rm_ranks, search, training
     from rmvalues.report._frames import families_in
 
     opts = inputs.options
@@ -125,7 +146,22 @@ def build_figures(inputs: ReportInputs, out_dir: Path | None, style: FigureStyle
             inputs.rank_changes, style=style, out_dir=out_dir, **opts.get("fig5", {}))),
         ("Response search", inputs.search_results, lambda: search.search_figure(
             inputs.search_results, style=style, out_dir=out_dir, **opts.get("search", {}))),
+        ("Debias", inputs.debias_gap, lambda: debias.figure_debias(
+            inputs.debias_gap, style=style, out_dir=out_dir, **opts.get("debias", {}))),
     ]
+    if inputs.units is not None and "base" not in inputs.units.columns:  # one RM, or no families
+        from rmvalues.report.categories import category_figure
+
+        plan.insert(0, (f"Median rank by category and framing ({a})", inputs.units,
+                        lambda: category_figure(inputs.units, lexicon_label=a, style=style,
+                                                out_dir=out_dir)))
+        plan = [p for p in plan if not p[0].startswith(("Fig. 1a", "Fig. A1a"))]
+    contrasts = inputs.tables.get("contrasts")
+    if contrasts is not None and "checkpoint" in contrasts.columns:
+        from rmvalues.report.categories import contrast_curve
+
+        plan.insert(1, ("Category contrast across checkpoints", contrasts,
+                        lambda: contrast_curve(contrasts, style=style, out_dir=out_dir)))
     appendix_only = {"Fig. A5a": inputs.checkpoints, "Fig. A5b": inputs.ablations,
                      "Fig. A6": inputs.rank_changes}
     results: list[FigureResult] = []
@@ -320,12 +356,16 @@ def _prompt_sets(inputs: ReportInputs) -> list[dict[str, str]]:
             if used <= set(load_prompt_set(name).ids):
                 names.append(name)
                 break
+    recorded = recorded_prompt_sets(inputs.manifests)
     out: list[dict[str, str]] = []
     for name, frame in inputs.prompt_sets.items():
         if frame is not None:
             out.append({"name": name, "description": "", "citation": "",
                         "table": table_html(frame, max_rows=500)})
     for name in dict.fromkeys(names):
+        if name not in inputs.prompt_sets and name not in builtins and name in recorded:
+            out.append({"name": name, "description": "as recorded in the run manifest",
+                        "citation": "", "table": table_html(recorded[name], max_rows=500)})
         if name in inputs.prompt_sets or name not in builtins:
             continue
         prompt_set = load_prompt_set(name)
@@ -394,7 +434,6 @@ def render_report(
     import pandas as pd
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from rmvalues.report.tokens import table1
 
     out = Path(out_dir)
     try:
@@ -417,11 +456,12 @@ def render_report(
 
     facct = _facct_section(inputs.facct, out, style) if inputs.facct is not None else None
 
+    skipped.extend(inputs.left_out)
     token_table: TokenTable | None = None
+    token_html = ""
     if inputs.token_scores is not None and len(inputs.token_scores):
         try:
-            token_table = table1(inputs.token_scores, out_dir=out / "tables",
-                                 **inputs.options.get("table1", {}))
+            token_table, token_html = _token_tables(inputs, out)
         except InputError as exc:  # reported like a figure whose input does not fit
             skipped.append(f"Table 1 ({exc})")
 
@@ -440,9 +480,15 @@ def render_report(
 
         stats.append(("Response search: best responses and margins over the best single token",
                       table_html(search_table(inputs.search_results))))
+    from rmvalues.report.tables import write_table
+
     for title, frame in inputs.tables.items():
         if frame is not None and len(frame):
             stats.append((title, table_html(frame)))
+            write_table(frame, out / "tables", title.replace(" ", "_"))
+    for name, frame in (("panel_tests", inputs.panel_tests), ("mfd_panel_tests", inputs.mfd_panel_tests)):
+        if frame is not None and len(frame):
+            write_table(frame, out / "tables", name)
     fig1 = next((f for f in figures if f.name == "fig1a"), None)
     if fig1 is not None:
         summary = fig1.data.drop(columns=["stars"])  # exactly what Fig. 1a shows
@@ -473,8 +519,8 @@ def render_report(
         skipped=skipped,
         stats=stats,
         texts=list(inputs.texts.items()),
-        token_table=token_table.to_html() if token_table else "",
-        token_caption=token_table.caption if token_table else "",
+        token_table=token_html,
+        token_caption=(token_table.caption + coverage_line(inputs.tables)) if token_table else "",
         lexicons=lexicons,
         prompt_sets=prompt_sets,
         manifests=manifests,
@@ -524,5 +570,34 @@ def _overview(inputs: ReportInputs) -> list[tuple[str, str]]:
         a, b = pair_columns(inputs.mwlr_pairs)
         n_pairs = len(inputs.mwlr_pairs[[a, b]].drop_duplicates())
         facts.append(("MWLR model pairs", f"{n_pairs:,}"))
-    facts.append(("Input runs", f"{len(inputs.manifests)}"))
+    facts.append(("Input runs", f"{count_runs(inputs.manifests)}"))
     return facts
+
+
+def coverage_line(tables: Mapping[str, pd.DataFrame]) -> str:
+    """" Lexicon match coverage: N of M terms ..." from an analysis' coverage table, if any."""
+    frame = next((t for name, t in tables.items() if name.endswith("coverage")
+                  and {"n_terms", "n_matched"} <= set(t.columns)), None)
+    if frame is None:
+        return ""
+    return (f" Lexicon match coverage of the analysis: {int(frame['n_matched'].sum())} of "
+            f"{int(frame['n_terms'].sum())} (term, category) rows match a candidate.")
+
+
+def count_runs(manifests: Mapping[str, Any]) -> int:
+    """Runs and analyses, not the shards a scoring run writes on its way."""
+    return sum(1 for m in manifests.values()
+               if not (isinstance(m, Mapping) and str(m.get("kind", "")).endswith("-shard")))
+
+
+def recorded_prompt_sets(manifests: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Prompt sets as scoring runs recorded them (``prompt_texts``): custom YAML sets included."""
+    import pandas as pd
+
+    found: dict[str, pd.DataFrame] = {}
+    for manifest in manifests.values():
+        fields = manifest.get("fields", {}) if isinstance(manifest, Mapping) else {}
+        texts, name = fields.get("prompt_texts"), fields.get("prompt_set")
+        if isinstance(texts, Mapping) and isinstance(name, str) and name not in found:
+            found[name] = pd.DataFrame({"prompt_id": list(texts), "text": list(texts.values())})
+    return found

@@ -58,9 +58,14 @@ _FIELDS: dict[str, str] = {
     "rank_change": "rank_changes",
     "rank_changes": "rank_changes",
     "search": "search_results",
+    "debias_gap": "debias_gap",
 }
+#: Fields whose tables from several folders (one per model pair) are stacked, not replaced.
+_STACKED = ("mwlr_pairs", "token_scores")
 _STAT_TABLES = ("fixed_effects", "anova", "framing", "effect_sizes", "topk", "variance",
-                "coverage", "null_baselines", "search_margins", "search_composition")
+                "coverage", "null_baselines", "search_margins", "search_composition",
+                "sensitivity_components", "sensitivity_families", "debias_runs", "debias_price",
+                "attribute_gaps", "seed_spread", "contrasts", "groups")
 _MFD_FIELDS = {"units": "mfd_units", "panel_tests": "mfd_panel_tests"}
 #: In a folder whose manifest says it holds log-prob analyses, ``units`` are Fig 2's units.
 _KIND_FIELDS: dict[str, dict[str, str]] = {"lm-values": {"units": "lm_units"}}
@@ -158,6 +163,8 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
                 "--out`, `reproduce --out`, `logprobs` or `implicit`.")
         for file in manifests:
             inputs.manifests[_run_name(file, folder)] = _read_manifest(file)
+            if inputs.token_scores is None:
+                inputs.token_scores = vocabulary_token_scores(file, inputs.manifests[_run_name(file, folder)])
         for summary in sorted(folder.glob("*summary.txt")):
             label = summary.stem.replace("_", " ")
             inputs.texts[f"{folder.name}: {label}"] = summary.read_text("utf-8")
@@ -174,10 +181,35 @@ def load_report_inputs(sources: Iterable[str | Path], *, title: str | None = Non
             field_name, stat_title = _field_for(file.stem, kind, _is_mfd(lexicon))
             if field_name is not None and getattr(inputs, field_name) is None:
                 setattr(inputs, field_name, _read_table(file))
+            elif field_name in _STACKED:  # several pairs' tables: all of them, one frame
+                import pandas as pd
+
+                setattr(inputs, field_name, pd.concat(
+                    [getattr(inputs, field_name), _read_table(file)], ignore_index=True))
+            elif field_name is not None:
+                inputs.left_out.append(
+                    f"{file.relative_to(folder) if path.is_dir() else file} (a second "
+                    f"{field_name} table; only the first is drawn: report its folder on its own)")
             elif stat_title is not None and stat_title not in inputs.tables:
                 inputs.tables[stat_title] = _read_table(file)
     inputs.title = title or f"rmvalues report: {', '.join(p.name for p in paths)}"
     return inputs
+
+
+def vocabulary_token_scores(manifest_file: Path, manifest: Mapping[str, Any]) -> pd.DataFrame | None:
+    """A vocabulary scoring run's token scores for the top/bottom table: each token's mean score
+    over the run's prompts (``None`` for other runs)."""
+    fields = manifest.get("fields", {}) if isinstance(manifest, Mapping) else {}
+    candidates = fields.get("candidates") if isinstance(fields, Mapping) else None
+    if manifest.get("kind") != "rm-scores" or not isinstance(candidates, Mapping) \
+            or candidates.get("kind") != "token":
+        return None
+    table = manifest_file.with_name(manifest_file.name.removesuffix(".manifest.json") + ".parquet")
+    if not table.is_file():
+        return None
+    scores = _read_table(table)
+    keys = [c for c in ("token_id", "candidate") if c in scores.columns]
+    return scores.groupby(keys, as_index=False, sort=False)["score"].mean()
 
 
 def _run_name(manifest: Path, base: Path) -> str:

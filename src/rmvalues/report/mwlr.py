@@ -162,5 +162,10 @@ def figure3(
         f"mean over {n_prompts} prompts" if n_prompts > 1 else "one prompt")
     caption = (f"{metric_label} of {' vs '.join(repr(t) for t in targets)} for {n} model pairs "
                f"p \u2192 q ({prompts}); positive values: q assigns the token more probability.")
+    # A target no joined token matches has no score: say which points are missing, not just skip.
+    absent = [f"{t} for {label.strip()}" for t in targets
+              for label, v in zip(wide["_label"], wide[t]) if not np.isfinite(v)]
+    if absent:
+        caption += f" Not shown (no token of the target in the common vocabulary): {'; '.join(absent)}."
     data = wide.drop(columns=["_key"]).rename(columns={"_label": "label"})
     return FigureResult(name=stem, figure=fig, paths=paths, data=data, caption=caption)

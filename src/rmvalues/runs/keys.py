@@ -73,6 +73,7 @@ def run_fields(prompt_set: str, prompts: Sequence[tuple[str, str]], candidates: 
     return {
         "prompt_set": prompt_set,
         "prompt_ids": [pid for pid, _ in prompts],
+        "prompt_texts": dict(prompts),  # a custom set is shown in reports from here
         "candidates": {"kind": candidates.kind, "source": candidates.source,
                        "count": len(candidates), "hash": candidates.content_hash()},
         **conversation_kwargs(next(iter(splits.values()))),

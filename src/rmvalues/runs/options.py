@@ -65,6 +65,12 @@ class ScoreOptions(Options):
     truncate_candidates: bool = field(default=False, metadata=about(
         "Cut candidates longer than the model's context instead of refusing them (counted in "
         "the manifest).", flag="--truncate-candidates"))
+    gguf_file: str | None = field(default=None, metadata=about(
+        "GGUF weights file inside the --model folder (found automatically for asset:NAME and "
+        "folders with one .gguf)."))
+    attribute: list[str] | None = field(default=None, metadata=about(
+        "Multi-objective heads (ArmoRM, QRM, URM): also score this attribute as its own run "
+        "MODEL@ATTRIBUTE (repeatable; 'all' for every one; one backbone pass each)."))
     shard_size: int | None = field(default=None, metadata=about(
         "Candidates per unit (default: one unit per prompt); `score` then runs as a plan of "
         "units."))
@@ -86,6 +92,8 @@ class ScoreOptions(Options):
         if self.truncate_candidates and self.backend != "engine":
             raise InputError(f"--truncate-candidates needs the engine backend (got "
                              f"{self.backend!r}); shorten the candidates instead")
+        if self.gguf_file is not None and self.backend != "engine":
+            raise InputError(f"--gguf-file needs the engine backend (got {self.backend!r})")
         if self.vllm is not None:
             from rmvalues.engines.vllm import vllm_options
 
@@ -96,7 +104,8 @@ class ScoreOptions(Options):
             raise InputError(f"device_map must be 'auto' or unset (got {self.device_map!r})")
 
     def load_options(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`rmvalues.models.loading.load_reward_model`."""
+        """Keyword arguments of :func:`rmvalues.models.loading.load_reward_model` (and of
+        :func:`~rmvalues.models.checkpoints.load_model_ref`, which also takes ``gguf_file``)."""
         return {"revision": self.revision, "dtype": self.dtype,
                 "attn_implementation": self.attn_implementation, "device": self.device,
                 "device_map": self.device_map, "chat_template": self.chat_template,
@@ -111,9 +120,12 @@ class LogprobOptions(Options):
         "GGUF file inside the model folder."))
     revision: str | None = field(default=None, metadata=about(
         "Hub revision (branch, tag or sha)."))
-    dtype: str = field(default="float32", metadata=about(
-        "float32 | bfloat16 | float16 | auto (logits are always normalised from fp32)."))
+    dtype: str | None = field(default=None, metadata=about(
+        "float32 | bfloat16 | float16 | auto (logits are always normalised from fp32; default: the "
+        "LM registry's dtype, else float32)."))
     device: str = field(default="cpu", metadata=about("cpu, cuda, cuda:1, ..."))
+    device_map: str | None = field(default=None, metadata=about(
+        '"auto": shard the model over all GPUs of the node (70B models); replaces --device.'))
     template: str | None = field(default=None, metadata=about(
         'Pretrained only: text template with {prompt}, e.g. "User: {prompt}\\nAssistant:" '
         "(FAccT); default: the raw prompt."))

@@ -25,12 +25,13 @@ class TransformersScorer:
 
     @staticmethod
     def model(spec: RunSpec, device: str | None = None) -> Any:
-        from rmvalues.models.loading import load_reward_model
+        from rmvalues.models.checkpoints import load_model_ref
 
         options = spec.load_options()
         if device is not None and options["device_map"] is None:
             options["device"] = device
-        return load_reward_model(spec.model, **options)
+        # a registry key, hub id or folder, a training run/checkpoint, asset:NAME or a GGUF file
+        return load_model_ref(spec.model, gguf_file=spec.gguf_file, **options)
 
     @staticmethod
     def build(spec: RunSpec, rm: Any, llm: Any = None) -> Any:

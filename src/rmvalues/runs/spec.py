@@ -40,6 +40,10 @@ class RunSpec(ScoreOptions):
     prompts: tuple[tuple[str, str], ...]
     candidates: Any = "vocab"
     prompt_set: str = "custom"
+    #: ``(prompt id, system prompt)`` of the prompts that carry one (a prompt set's ``systems``).
+    systems: tuple[tuple[str, str], ...] = ()
+    #: The prompt-set file, so `analyze` can read its factors back (a built-in goes by name).
+    prompt_file: str | None = None
 
     @classmethod
     def build(cls, model: str | Path, prompts: Any = "paper-54", candidates: Any = "vocab",
@@ -48,7 +52,14 @@ class RunSpec(ScoreOptions):
         from rmvalues.engines.candidates import CandidateSet
         from rmvalues.prompts import prompt_pairs
 
-        set_name, pairs = prompt_pairs(prompts)
+        prompt_file = (str(Path(prompts).resolve()) if isinstance(prompts, (str, Path))
+                       and Path(prompts).is_file() else None)
+        if isinstance(prompts, (str, Path)):
+            from rmvalues.prompts import load_prompt_set
+
+            prompts = load_prompt_set(prompts)
+        set_name, pairs = prompt_pairs(prompts, allow_system=True)
+        systems = tuple(sorted((getattr(prompts, "systems", None) or {}).items()))
         if not isinstance(candidates, (str, CandidateSet)):
             candidates = tuple(candidates)
         if options.get("chat_template") is not None:
@@ -58,7 +69,8 @@ class RunSpec(ScoreOptions):
 
             options["dtype"] = paper_dtype(model, options.get("dtype"))
         return cls(model=str(model), prompts=tuple(pairs), candidates=candidates,
-                   prompt_set=set_name, **ScoreOptions.pick(options))
+                   prompt_set=set_name, systems=systems, prompt_file=prompt_file,
+                   **ScoreOptions.pick(options))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -67,6 +79,7 @@ class RunSpec(ScoreOptions):
     def from_json(cls, text: str) -> RunSpec:
         data = json.loads(text)
         data["prompts"] = tuple(tuple(p) for p in data["prompts"])
+        data["systems"] = tuple(tuple(p) for p in data.get("systems", ()))
         if not isinstance(data["candidates"], str):
             data["candidates"] = tuple(data["candidates"])
         return cls(**data)
@@ -108,11 +121,19 @@ class Unit:
 
 
 def probe_model(spec: RunSpec) -> Any:
-    """``spec``'s model as planning needs it, without weights (:func:`probe_reward_model`)."""
+    """``spec``'s model as planning needs it, without weights (:func:`probe_reward_model`).
+
+    A training checkpoint, a GGUF model or ``asset:NAME`` has no meta-device probe: it is loaded
+    (:func:`~rmvalues.models.checkpoints.load_model_ref`) for its keys.
+    """
+    from rmvalues.models.checkpoints import load_model_ref, resolve_model_ref
     from rmvalues.models.loading import probe_reward_model
 
     options = spec.load_options()
-    return probe_reward_model(spec.model, **options)
+    ref = resolve_model_ref(spec.model, spec.gguf_file)
+    if ref.kind == "model" and ref.gguf_file is None:
+        return probe_reward_model(spec.model, **options)
+    return load_model_ref(ref, device=spec.device, dtype=spec.dtype)
 
 
 class RunContext:
@@ -124,13 +145,14 @@ class RunContext:
 
         self.spec = spec
         self.rm = rm
+        systems = dict(spec.systems)
         self.model = rm.name
         cands = (spec.candidates if isinstance(spec.candidates, (str, CandidateSet))
                  else list(spec.candidates))
         self.candidates: CandidateSet = resolve_candidates(early_candidates(cands), rm.tokenizer)
         self.splits: dict[str, ChatSplit] = {
             pid: split_chat(rm.tokenizer, text, date_string=spec.date_string,
-                            chat_template=spec.chat_template)
+                            chat_template=spec.chat_template, system=systems.get(pid))
             for pid, text in spec.prompts}
         self.texts = dict(spec.prompts)
         self.revision = rm.provenance().get("revision")

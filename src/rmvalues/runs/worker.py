@@ -105,14 +105,19 @@ def score_shard(engine: Any, prompt_id: str, split: ChatSplit, candidates: Candi
 
 def conversations(rm: Any, split: ChatSplit, candidates: CandidateSet,
                   paper_compatible: bool) -> list[list[int]]:
-    """Full ids of every candidate conversation (the reference path's and paper mode's input)."""
+    """Full ids of every candidate conversation (the reference path's and paper mode's input).
+
+    Exact mode builds them with :func:`~rmvalues.engines.reference.reference_conversations`
+    (``apply_chat_template(tokenize=True)``), not from the fast path's prefix/suffix split, so
+    ``--verify`` checks the split too.
+    """
     if paper_compatible:
         from rmvalues.engines.paper_compat import paper_conversations
 
         return paper_conversations(rm.tokenizer, split, candidates)
-    from rmvalues.engines.score import conversation_ids
+    from rmvalues.engines.reference import reference_conversations
 
-    return conversation_ids(rm, split, candidates)
+    return reference_conversations(rm.tokenizer, split, candidates)
 
 
 def _frame(model: str, prompt_id: str, candidates: CandidateSet, scores: np.ndarray) -> pd.DataFrame:

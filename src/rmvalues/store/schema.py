@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+#: A model column ``<model>@<attribute>`` holds one attribute of a multi-objective RM
+#: (:mod:`rmvalues.models.heads.attributes`); analyses group such runs by attribute.
+ATTRIBUTE_SEP = "@"
+
 #: Column order of a results table.
 SCORE_COLUMNS: tuple[str, ...] = (
     "model",  # model key (registry key, hub id or directory name)

@@ -65,6 +65,8 @@ class LMInjectionConfig:
     per_device_train_batch_size: int = 1
     gradient_accumulation_steps: int = 4
     seed: int = 1
+    warmup_steps: int = 0
+    completion_only_loss: bool = True  # the authors' script trains on the whole text (False)
 
 
 def sft_records(prompts: dict[str, str], words=AUTHORITY_WORDS) -> list[dict[str, str]]:
@@ -88,7 +90,8 @@ def tune_lm(model, tokenizer, records: list[dict[str, str]], out: str | Path,
         per_device_train_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed,
         data_seed=config.seed, save_strategy="no", report_to="none", logging_steps=10,
-        disable_tqdm=True, completion_only_loss=True, max_length=256,
+        disable_tqdm=True, completion_only_loss=config.completion_only_loss, max_length=256,
+        warmup_steps=config.warmup_steps,
         # Train where the caller placed the model (a CPU run stays on the CPU on a GPU machine).
         use_cpu=next(model.parameters()).device.type == "cpu", dataloader_num_workers=0)
     lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
@@ -169,16 +172,28 @@ class MetricValidation:
 
 
 def validate_metrics(
-    base: str | Path,
+    base: str | Path | None,
     out: str | Path,
     *,
     gguf_file: str | None = None,
-    config: LMInjectionConfig = LMInjectionConfig(),
+    config: LMInjectionConfig | None = None,
     words=AUTHORITY_WORDS,
     metrics: tuple[str, ...] | None = None,
     device: str | None = None,
+    setup: str = "authors",
 ) -> MetricValidation:
-    """Fig A3: inject ``words`` into ``base`` by LoRA SFT and report every metric's sensitivity."""
+    """Fig A3: inject ``words`` into ``base`` by LoRA SFT and report every metric's sensitivity.
+
+    ``setup="authors"`` (default): the authors' prompts, held-out prompts, words and LoRA/training
+    settings (:func:`rmvalues.training.injection_setups.authors_setup`; ``base`` None = their
+    gemma-2-2b); ``"recipe"``: this module's generated prompts and :class:`LMInjectionConfig`.
+    ``config`` overrides the setting's training config. Writes the Fig A3 table and figure.
+    """
+    from rmvalues.training.injection_setups import resolve_setup
+
+    chosen = resolve_setup(setup, config=config, words=words)
+    base = base if base is not None else chosen.base_model
+    config, words = chosen.config, chosen.words
     import torch
 
     from rmvalues.engines.logprobs import compute_logprobs
@@ -191,7 +206,7 @@ def validate_metrics(
     started = time.perf_counter()
     out = check_writable(out)
     device = placement_device(device)
-    train, held_out = positive_prompts(seed=config.seed)
+    train, held_out = chosen.train, chosen.held_out
     lm = load_causal_lm(base, gguf_file=gguf_file, device=device)
     if gguf_file:
         from rmvalues.training.trainer import clear_gguf_quantization
@@ -210,10 +225,14 @@ def validate_metrics(
     table = metric_sensitivity(base_run, tuned_run, token_ids, metrics)
     table.to_parquet(out / "metric_sensitivity.parquet", index=False)
     table.to_csv(out / "metric_sensitivity.csv", index=False)
+    from rmvalues.training.injection_setups import write_fig_a3
+
+    write_fig_a3(base_run, tuned_run, token_ids, out, metrics)
     write_manifest(out / "manifest.json", build_manifest(
         "lm-metric-validation", base=str(base), gguf_file=gguf_file, config=config.__dict__,
+        setup=setup,
         words=list(words), token_ids=token_ids, held_out=held_out, tuning_prompts=train,
-        template=SFT_TEMPLATE, log_history=history))
+        template=chosen.template, log_history=history))
     best = table.sort_values("mean_rank").iloc[0]
     elapsed = time.perf_counter() - started
     summary = (f"injected {len(words)} words into {lm.name} ({config.max_steps} steps); on "

@@ -222,7 +222,12 @@ def sweep(
     if out is not None:
         out = check_writable(out)
     chosen = list_checkpoints(train_dir, steps)
-    models = CheckpointModels(train_dir, device=device, dtype=dtype, name=name)
+    if chosen[0].fields.get("objective") == "grm":  # a GRM run: causal LM + value head
+        from rmvalues.training.grm import GRMCheckpointModels
+
+        models = GRMCheckpointModels(train_dir, device=device, dtype=dtype, name=name)
+    else:
+        models = CheckpointModels(train_dir, device=device, dtype=dtype, name=name)
     key = _sweep_key(prompts, candidates, models, dtype)
     frames = []
     for checkpoint in chosen:
@@ -260,5 +265,11 @@ def _sweep_key(prompts: Any, candidates: Any, models: CheckpointModels, dtype: s
 
     content = candidates.content_hash() if hasattr(candidates, "content_hash") else (
         candidates if isinstance(candidates, str) else list(candidates))
-    return stable_hash({"prompts": prompt_pairs(prompts)[1], "candidates": content,
-                        "name": models.name, "dtype": dtype, "device": models.device}, length=10)
+    if isinstance(prompts, (str, Path)):
+        from rmvalues.prompts import load_prompt_set
+
+        prompts = load_prompt_set(prompts)
+    systems = dict(getattr(prompts, "systems", None) or {})  # keyed only when present: old keys hold
+    return stable_hash({"prompts": prompt_pairs(prompts, allow_system=True)[1], "candidates": content,
+                        "name": models.name, "dtype": dtype, "device": models.device,
+                        **({"systems": systems} if systems else {})}, length=10)

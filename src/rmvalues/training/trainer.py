@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues.errors import InputError, ModelError
 from rmvalues.training.config import TrainConfig
+from rmvalues.training.model_card import write_model_card
 from rmvalues.training.schedule import CheckpointSchedule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,16 +85,17 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
     local_dir, _ = resolve_source(base.source, base.revision, spec)
     kwargs: dict[str, Any] = {"num_labels": 1, "trust_remote_code": base.trust_remote_code,
                               "dtype": dtype or torch.float32}
-    if base.gguf_file:
-        if not (local_dir / base.gguf_file).is_file():
-            raise ModelError(f"no GGUF file {base.gguf_file!r} in {local_dir}.")
-        kwargs["gguf_file"] = base.gguf_file
+    weights_dir = local_dir
+    if base.gguf_file:  # de-quantised once, then read from the cache as safetensors
+        from rmvalues.models.gguf_cache import dequantised_folder
+
+        weights_dir = dequantised_folder(local_dir, base.gguf_file)
     else:
         weight_files(local_dir)  # refuses pickled checkpoints with the loader's message
-        kwargs["use_safetensors"] = True
+    kwargs["use_safetensors"] = True
     try:
         with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(str(local_dir), **kwargs)
+            model = AutoModelForSequenceClassification.from_pretrained(str(weights_dir), **kwargs)
     except (ValueError, KeyError, OSError, ImportError) as exc:
         raise ModelError(f"cannot load {base.source} as a sequence-classification model: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from exc
@@ -237,6 +239,7 @@ class _CheckpointCallback:
         save_added_embeddings(model, self.pad, folder)
         write_manifest(folder / MANIFEST_NAME, build_manifest(
             "rm-train-checkpoint", step=step, total_steps=self.total, **self.fields))
+        write_model_card(folder, self.fields, step=step, total_steps=self.total)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -356,6 +359,7 @@ def train_reward_model(
         "rm-train-run", **fields, status="finished", total_steps=total, checkpoints=steps,
         resumed_from=resume_from[0] if resume_from else None,
         log_history=trainer.state.log_history))
+    write_model_card(out, fields, step=None, total_steps=total)
     elapsed = time.perf_counter() - started
     dropped = data.stats.get("too_long_dropped", 0)
     summary = (f"trained {total} step(s) on {len(data):,} pairs in {elapsed:.1f}s"

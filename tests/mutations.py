@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-API, SCORE = "src/rmvalues/api.py", "src/rmvalues/engines/score.py"
+KEYS, SCORE = "src/rmvalues/runs/keys.py", "src/rmvalues/engines/score.py"
+WORKER = "src/rmvalues/runs/worker.py"
 LOADING = "src/rmvalues/models/loading.py"
 SEQ_HEAD = "src/rmvalues/models/heads/sequence_classification.py"
 SHARD_KEY = "tests/test_shard_key.py"
@@ -28,9 +29,9 @@ KEY_LINE = '{**config, "prompt": prompt_text, **conversation_kwargs(split)}'
 # letter: (what, [(file, old, new), ...], test files, -k expression)
 MUTATIONS = {
     "A": ("shard key drops paper_compatible",
-          [(API, '        "paper_compatible": paper_compatible,\n    }', "    }")],
+          [(KEYS, '        "paper_compatible": paper_compatible and PAPER_MODE_VERSION,\n    }', "    }")],
           SHARD_KEY, "paper_compatible"),
-    "B": ("shard key drops the provenance", [(API, '        "provenance": rm.provenance(),\n', "")],
+    "B": ("shard key drops the provenance", [(KEYS, '        "provenance": rm.provenance(),\n', "")],
           SHARD_KEY, "dtype or revision or weights or head_type or attn"),
     "C": ("provenance drops the weights fingerprint",
           [(LOADING, '        "weights_fingerprint": fingerprint,\n', "")], SHARD_KEY, "weights"),
@@ -55,18 +56,18 @@ MUTATIONS = {
           "tests/test_engine_low_precision.py",
           "fast_equals_reference and gemma and bfloat16 and sequence_classification"),
     "K": ("--verify builds its input from the fast path's split",
-          [(API, ("    from rmvalues.engines.reference import reference_conversations\n\n"
+          [(WORKER, ("    from rmvalues.engines.reference import reference_conversations\n\n"
                   "    return reference_conversations(rm.tokenizer, split, candidates)"),
             ("    from rmvalues.engines.score import conversation_ids\n\n"
              "    return conversation_ids(rm, split, candidates)"))],
           "tests/test_engine_conversations.py", "verify"),
     "L": ("shard key drops the prompt text",
-          [(API, KEY_LINE, '{**config, **conversation_kwargs(split)}')], SHARD_KEY, "prompt_text"),
+          [(KEYS, KEY_LINE, '{**config, **conversation_kwargs(split)}')], SHARD_KEY, "prompt_text"),
     "M": ("shard key drops the candidate hash",
-          [(API, '        "candidates": candidates.content_hash(),\n', "")], SHARD_KEY,
+          [(KEYS, '        "candidates": candidates.content_hash(),\n', "")], SHARD_KEY,
           "candidates or candidate_order"),
     "N": ("shard key drops the conversation (template hash, date, prefix/suffix ids)",
-          [(API, KEY_LINE, '{**config, "prompt": prompt_text}')], SHARD_KEY,
+          [(KEYS, KEY_LINE, '{**config, "prompt": prompt_text}')], SHARD_KEY,
           "chat_template or date_string"),
 }
 

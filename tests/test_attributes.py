@@ -77,6 +77,26 @@ def test_single_reward_heads_and_unknown_attributes_are_refused(llama3, tmp_path
         attribute_model(rm, "kindness")
 
 
+def test_attribute_is_an_option_of_score_only_and_never_dropped(llama3, tmp_path):
+    """--attribute is a ScoreOptions field: `score` has it, `plan` does not, the executors refuse
+    it, and api.score (one run) refuses it rather than scoring only the combined reward."""
+    from typer.testing import CliRunner
+
+    from rmvalues.api import score
+    from rmvalues.cli import app
+
+    rm, _ = load_tiny_rm(tmp_path, "armorm", llama3)
+    with pytest.raises(InputError, match="score_attributes"):
+        score(rm, PROMPTS, WORDS, attribute=["helpsteer-helpfulness"])
+    runner = CliRunner()
+    res = runner.invoke(app, ["score", "--model", "x", "--out", str(tmp_path / "o"),
+                              "--attribute", "all", "--shard-size", "2"])
+    assert res.exit_code != 0 and "--attribute runs on the plain path" in str(res.exception or res.output)
+    res = runner.invoke(app, ["plan", "--model", "x", "--out", str(tmp_path / "o"), "--attribute", "all"])
+    assert res.exit_code == 2  # no such option
+    assert not (tmp_path / "o").exists()
+
+
 def test_analysis_finds_the_attribute_that_carries_the_bias():
     ids = [p.id for p in load_prompt_set("paper-54") if p.factors["style"] == "one"]
     biased = planted_scores(ids, bias=3.0)

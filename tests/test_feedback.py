@@ -61,7 +61,9 @@ def test_vocab_ranges_include_their_end():
 
     from rmvalues.cli.score import score_command
 
-    assert "both included" in str(inspect.signature(score_command).parameters["candidates"].annotation)
+    # the help of --candidates (cli/_options.CandidatesOption, shared by score and plan)
+    option = inspect.signature(score_command).parameters["candidates"].annotation.__metadata__[0]
+    assert "both included" in option.help
 
 
 def test_cpu_preset_and_unknown_preset():

@@ -7,7 +7,8 @@ tree's ``src``), on tiny random Llama models, with ``RMVALUES_WRITE_GOLDEN=1``. 
 repeated and compared with them: every file name (they carry the shard keys, so resume
 keys stay valid), every manifest field but the volatile ones (creation time, package/python/library
 versions, the machine's torch thread count), and every table column exactly, scores up to float32
-rounding of another CPU's kernels.
+rounding of another CPU's kernels. A manifest's ``content_sha256`` hashes its table's bytes, so it
+moves with that rounding too: it is checked against the table written beside it instead.
 
 What would make keys machine-dependent is pinned: the library versions that enter the shard keys
 are patched to the golden's, the weight files get a fixed mtime (the fingerprint hashes name,
@@ -63,9 +64,16 @@ def _runs(root: Path) -> dict[str, Path]:
 
 
 def _manifest(path: Path) -> dict:
+    from rmvalues.io import sha256_file
+
     data = json.loads(path.read_text("utf-8"))
     for key in VOLATILE:
         data[key] = "<volatile>"
+    checksum = data["fields"].get("content_sha256")
+    if checksum is not None:
+        table = path.with_name(path.name.removesuffix(".manifest.json") + ".parquet")
+        assert sha256_file(table) == checksum, f"{path.name}: content_sha256 is not its table's"
+        data["fields"]["content_sha256"] = "<its table's sha256>"
     determinism = data["fields"].get("determinism")
     if determinism:
         determinism["torch_threads"] = "<volatile>"

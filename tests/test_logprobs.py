@@ -158,6 +158,34 @@ def test_batches_follow_the_token_budget_and_halve_on_oom(tiny_llama, llama3_tok
     np.testing.assert_allclose(halved, base, atol=ATOL, rtol=0)
 
 
+def test_models_without_logits_to_keep_get_the_last_real_position(tiny_llama, llama3_tokenizer):
+    """A forward that takes no ``logits_to_keep`` (older or custom model code) returns every
+    position's logits; each row's last real one is read, as with the per-row slice."""
+    import torch
+
+    class AllPositions(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def get_input_embeddings(self):
+            return self.model.get_input_embeddings()
+
+        def get_output_embeddings(self):
+            return self.model.get_output_embeddings()
+
+        def forward(self, input_ids, attention_mask=None, use_cache=False):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask)
+
+    ids = prompt_input_ids(llama3_tokenizer, list(PROMPTS.values()), kind="pretrained")
+    plain = next_token_logprobs(AllPositions(tiny_llama), ids, vocab_size=LLAMA3_VOCAB)
+    sliced = next_token_logprobs(tiny_llama, ids, vocab_size=LLAMA3_VOCAB)
+    np.testing.assert_allclose(plain, sliced, atol=ATOL, rtol=0)
+    for row, seq in zip(plain, ids):
+        np.testing.assert_allclose(row, reference_logprobs(tiny_llama, seq,
+                                                           vocab_size=LLAMA3_VOCAB), atol=ATOL)
+
+
 def test_padded_rows_are_excluded_not_renormalised_in(tiny_llama, llama3_tokenizer):
     import copy
 

@@ -18,6 +18,7 @@ matrix), stored with :func:`~rmvalues.store.logprob_runs.save_run`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -174,10 +175,12 @@ def _padded_batch_logprobs(model: PreTrainedModel, batch: Sequence[Sequence[int]
     inputs = {"input_ids": ids.to(device), "use_cache": False}
     if min(lengths) < width:  # without padding the forward is the unbatched one, mask-free
         inputs["attention_mask"] = mask.to(device)
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        inputs["logits_to_keep"] = last
     with torch.inference_mode():
-        logits = model(**inputs, logits_to_keep=last).logits
-        if logits.shape[1] != 1:  # a model whose forward ignores per-row logits_to_keep
-            logits = torch.take_along_dim(logits, last[..., None], dim=1)
+        logits = model(**inputs).logits
+        if logits.shape[1] != 1:  # a forward without (per-row) logits_to_keep: all positions
+            logits = torch.take_along_dim(logits, last[..., None].to(logits.device), dim=1)
         # fp32 logits, normalised in float64: an fp32 logsumexp over 10^5 terms is off by
         # ~1e-5, which would shift every log-prob of the prompt by that much.
         return log_softmax64(logits[:, 0, :vocab_size])

@@ -204,9 +204,9 @@ def measure(name: str, args: argparse.Namespace, device: torch.device,
     ids = rng.choice(len(tok), size=min(n, len(tok)), replace=False).tolist()
     candidates = vocabulary_candidates(tok, ids)
     prefix, continuation = len(split.prefix_ids), 1 + len(split.suffix_ids)
-    # Attended keys per token, averaged: the engine's continuation tokens see the prefix and the
-    # continuation before them; the paper's conversation of ~prefix + continuation + 1 tokens (its
-    # double BOS) is causal from position 0.
+    # FLOPs per candidate, summed over the tokens it runs: the engine's continuation tokens attend
+    # to the cached prefix and the continuation before them; the paper runs the whole conversation
+    # (prefix + continuation + its double BOS, padding not counted), causal from position 0.
     engine_flops = sum(flops_per_token(rm, values, prefix + i + 1) for i in range(continuation))
     paper_tokens = prefix + continuation + 1
     paper_flops = sum(flops_per_token(rm, values, i + 1) for i in range(paper_tokens))
@@ -218,9 +218,10 @@ def measure(name: str, args: argparse.Namespace, device: torch.device,
         "flops_per_candidate": {"engine": engine_flops, "paper": paper_flops},
     }
 
-    def record(label: str, count: int, fn) -> np.ndarray:
+    def record(label: str, count: int, batch: int, fn) -> np.ndarray:
         part = candidates.subset(range(count))
-        fn(candidates.subset(range(min(args.warmup, count))))  # warm-up: kernels, allocator
+        warmup = min(args.warmup or batch, count)  # one full batch: kernels, allocator
+        fn(candidates.subset(range(warmup)))
         _memory_reset(device)
         scores, seconds = timed(lambda: fn(part))
         rate = count / seconds
@@ -241,10 +242,10 @@ def measure(name: str, args: argparse.Namespace, device: torch.device,
     engine_scores = {}
     for label, kwargs in variants.items():
         engine = Engine(rm, **kwargs)
-        engine_scores[label] = record(label, args.engine_candidates,
+        engine_scores[label] = record(label, args.engine_candidates, args.engine_batch_size,
                                       lambda part, e=engine: e.score_prompt(split, part))
         result[label]["engine_kwargs"] = kwargs
-    record("paper", args.paper_candidates,
+    record("paper", args.paper_candidates, args.paper_batch_size,
            lambda part: paper_approach(rm, split, part, args.paper_batch_size))
     primary = next(iter(variants))
     check = list(range(min(args.check, args.engine_candidates)))
@@ -284,7 +285,8 @@ def main() -> None:
     parser.add_argument("--engine-candidates", type=int, default=16384)
     parser.add_argument("--paper-candidates", type=int, default=1024)
     parser.add_argument("--check", type=int, default=32, help="candidates checked vs reference")
-    parser.add_argument("--warmup", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="candidates run before timing (default: one batch)")
     parser.add_argument("--engine-batch-size", type=int, default=512)
     parser.add_argument("--max-batch-tokens", type=int, default=None,
                         help="engine token budget, where the Engine accepts one")
@@ -314,11 +316,11 @@ def main() -> None:
         gc.collect()  # the model went with measure's frame: free its memory for the next one
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    report["seconds_total"] = time.perf_counter() - start
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=1, default=str))
-        print(f"wrote {out}")
+        report["seconds_total"] = time.perf_counter() - start
+        if out:  # after every model, so a run cut short by its timeout keeps what it measured
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps(report, indent=1, default=str))
+            print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":

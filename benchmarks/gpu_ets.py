@@ -270,6 +270,11 @@ def measure(name: str, args: argparse.Namespace, device: torch.device,
         "engine_minutes": engine_minutes,
         "paper_minutes": total / result["paper"]["candidates_per_s"] * scale / 60,
         "goal_minutes": goal, "meets_goal": None if goal is None else engine_minutes <= goal,
+        # at 100% of the peak: what no implementation of either approach can beat
+        "bound_engine_minutes": None if peak is None else total * engine_flops * scale / (
+            peak * 1e12) / 60,
+        "bound_paper_minutes": None if peak is None else total * paper_flops * scale / (
+            peak * 1e12) / 60,
     }
     print(f"{name}: ratio engine/paper {result['ratio_engine_over_paper']:.1f}x; full run "
           f"{total:,} candidates: {engine_minutes:.1f} min (engine)", flush=True)

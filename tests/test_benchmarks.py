@@ -29,11 +29,11 @@ def test_gpu_ets_smoke_mode_writes_the_result_json(tmp_path):
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "gpu_ets.py"), "--device", "cpu", "--tiny",
          "--layers", "1", "--engine-candidates", "24", "--paper-candidates", "8", "--check", "4",
-         "--warmup", "4", "--engine-batch-size", "16"],
+         "--warmup", "4", "--engine-batch-size", "16", "--peak-tflops", "0.5"],
         check=False, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_ets.json").read_text())
-    assert report["tiny"] and report["device"] == "cpu" and report["peak_bf16_tflops"] is None
+    assert report["tiny"] and report["device"] == "cpu" and report["peak_bf16_tflops"] == 0.5
     assert set(report["models"]) == set(VOCAB)
     for name, result in report["models"].items():
         assert result["layers_measured"] == 1 and result["layers_full"] == 2
@@ -44,7 +44,8 @@ def test_gpu_ets_smoke_mode_writes_the_result_json(tmp_path):
             run = result[label]
             assert run["candidates"] == (8 if label == "paper" else 24)
             assert run["candidates_per_s"] == pytest.approx(run["candidates"] / run["seconds"])
-            assert run["scores_finite"] and run["pct_of_peak"] is None
+            assert run["scores_finite"]
+            assert run["pct_of_peak"] == pytest.approx(100 * run["tflops"] / 0.5)
         assert result["ratio_engine_over_paper"] == pytest.approx(
             result[result["primary_engine"]]["candidates_per_s"]
             / result["paper"]["candidates_per_s"])
@@ -57,6 +58,8 @@ def test_gpu_ets_smoke_mode_writes_the_result_json(tmp_path):
         assert projection["engine_minutes"] == pytest.approx(
             VOCAB[name] * 54 / result[result["primary_engine"]]["candidates_per_s"] * 2 / 60)
         assert projection["goal_minutes"] is None  # no goal is judged on a tiny model
+        assert projection["bound_engine_minutes"] == pytest.approx(
+            VOCAB[name] * 54 * flops["engine"] * 2 / 0.5e12 / 60)
     assert report["models"]["gemma-2-27b"]["config"]["query_pre_attn_scalar"] == 144
 
 

@@ -41,7 +41,9 @@ def build_model(vocab_size: int, seed: int = 0):
 
 
 def paper_approach(rm, split, candidates, batch_size: int) -> np.ndarray:
-    """decode -> template -> re-tokenise (double BOS) -> right-padded full forward, batch 64."""
+    """decode -> template -> re-tokenise (double BOS) -> right-padded full forward, batch 64.
+
+    Shared with ``gpu_ets.py`` (any device: the batch goes to the backbone's device)."""
     from rmvalues.models.chat import render_conversation
 
     tok = rm.tokenizer
@@ -52,12 +54,13 @@ def paper_approach(rm, split, candidates, batch_size: int) -> np.ndarray:
                  for t in candidates.token_ids[start:start + batch_size]]
         encoded = [tok(text)["input_ids"] for text in texts]
         width = max(map(len, encoded))
-        ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded])
-        mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded])
+        ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], device=rm.device)
+        mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded],
+                            device=rm.device)
         with torch.inference_mode():
             hidden = rm.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
-            last = hidden[torch.arange(len(encoded)), mask.sum(1) - 1]
-            scores.append(rm.head(last).numpy())
+            last = hidden[torch.arange(len(encoded), device=rm.device), mask.sum(1) - 1]
+            scores.append(rm.head(last.float()).cpu().numpy())
     return np.concatenate(scores)
 
 

@@ -1,15 +1,16 @@
 """Full-vocabulary next-token log-probabilities of a causal LM for each prompt (paper §4).
 
 For every prompt: one forward pass, the last position's logits in fp32, ``log_softmax`` over the
-tokenizer's vocabulary (the normaliser summed in float64). Logit rows beyond the tokenizer's vocabulary (embedding matrices padded to a
-multiple of 64/128) are dropped before the softmax, so they take no probability mass.
+tokenizer's vocabulary (the normaliser summed in float64). Logit rows beyond the tokenizer's
+vocabulary (embedding matrices padded to a multiple of 64/128) are dropped before the softmax, so they take no probability mass.
 
 Prompts are built per ``kind``: ``instruct`` renders ``[user: prompt]`` with the chat template and the
 generation prompt (Llama-3's "Today Date" pinned and recorded); ``pretrained`` is BOS + the raw
 prompt (the paper) or a text template such as FAccT's ``"User: {prompt}\\nAssistant:"``.
 
-Prompts of equal token length are batched together (bucketing, no padding); tests hold the batched
-fast path equal to :func:`reference_logprobs`, a manual softmax of one unbatched forward.
+Prompts are right-padded into token-budget batches (the 54 prompts of a run in one or a few
+forwards); tests hold the batched fast path equal to :func:`reference_logprobs`, a manual softmax of
+one unbatched forward.
 
 The result is a :class:`~rmvalues.store.logprob_runs.LogprobRun` (one model's prompts × vocabulary
 matrix), stored with :func:`~rmvalues.store.logprob_runs.save_run`.
@@ -17,6 +18,7 @@ matrix), stored with :func:`~rmvalues.store.logprob_runs.save_run`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -122,39 +124,74 @@ def next_token_logprobs(
     *,
     vocab_size: int,
     batch_size: int = 8,
+    max_batch_tokens: int | None = None,
 ) -> np.ndarray:
     """Log-probs (n_prompts × vocab_size, fp32) of the next token after each id sequence.
 
-    Prompts are batched by bucketing: only sequences of the same length share a forward pass, so
-    there is no padding at all. (Left padding with position ids is equal in exact arithmetic, but on
-    CPU it changes fp32 reduction order and moved SmolLM2 log-probs by ~3e-5; same-length buckets
-    reproduced the unbatched forward exactly in our CPU tests.) Logits of all positions are computed — asking for the last one
-    only switches the output projection to a matrix-vector kernel with its own rounding — and rows
-    ≥ ``vocab_size`` (padded embedding rows) are dropped before the ``log_softmax``.
+    Prompts of different lengths share a forward: longest first, right-padded into batches of at
+    most ``batch_size`` rows and ``max_batch_tokens`` padded tokens (default
+    :data:`~rmvalues.engines.score.MAX_BATCH_TOKENS`), the batch halved on accelerator OOM by
+    :class:`~rmvalues.engines.score.BatchRunner`. Right padding (not left) keeps every real token
+    at its own position, after the same keys as in the unpadded forward (the pads come later, so
+    the causal mask hides them), and leaves no query row fully masked. Only the last real
+    position's logits are computed (``logits_to_keep`` per row, so no (B, L, V) logits), and rows
+    ≥ ``vocab_size`` (padded embedding rows) are dropped before the ``log_softmax``. Equal to
+    :func:`reference_logprobs` up to kernel rounding: ≤ 1e-5 on tiny models, ≤ 5e-5 on fp32
+    SmolLM2 (logits ~33; a matrix-vector output projection rounds them differently).
     """
-    import torch
+    from rmvalues.engines.score import MAX_BATCH_TOKENS, BatchRunner
 
     _check_vocab(model, vocab_size)
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     if any(len(s) == 0 for s in input_ids):
         raise InputError("an empty prompt tokenised to no ids; give every prompt some text")
-    from rmvalues.engines.score import length_buckets
+    if not input_ids:
+        return np.empty((0, vocab_size), np.float32)
+    order = sorted(range(len(input_ids)), key=lambda i: -len(input_ids[i]))
+    runner = BatchRunner(batch_size, max_batch_tokens or MAX_BATCH_TOKENS)
+    rows = runner.run(order, lambda chunk: _padded_batch_logprobs(
+        model, [input_ids[i] for i in chunk], vocab_size), row_tokens=len(input_ids[order[0]]))
+    out = np.empty_like(rows)
+    out[order] = rows
+    return out
+
+
+def _padded_batch_logprobs(model: PreTrainedModel, batch: Sequence[Sequence[int]],
+                           vocab_size: int) -> np.ndarray:
+    """One right-padded forward of ``batch``: log-probs after each sequence's last real token."""
+    import torch
 
     # The input embedding's device: with a device_map the layers are spread over several GPUs.
     device = model.get_input_embeddings().weight.device
-    out = np.empty((len(input_ids), vocab_size), np.float32)
+    lengths = [len(s) for s in batch]
+    width = max(lengths)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, seq in enumerate(batch):
+        ids[row, :len(seq)] = torch.tensor(list(seq))
+        mask[row, :len(seq)] = 1
+    # logits_to_keep slices the final hidden states, which sit with the output projection.
+    last = torch.tensor(lengths, device=model.get_output_embeddings().weight.device)[:, None] - 1
+    inputs = {"input_ids": ids.to(device), "use_cache": False}
+    if min(lengths) < width:  # without padding the forward is the unbatched one, mask-free
+        inputs["attention_mask"] = mask.to(device)
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        inputs["logits_to_keep"] = last
     with torch.inference_mode():
-        for members in length_buckets(input_ids).values():
-            for start in range(0, len(members), batch_size):
-                chunk = members[start:start + batch_size]
-                ids = torch.tensor([list(input_ids[i]) for i in chunk], dtype=torch.long,
-                                   device=device)
-                logits = model(input_ids=ids, use_cache=False).logits[:, -1, :vocab_size].float()
-                # fp32 logits, normalised in float64: an fp32 logsumexp over 10^5 terms is off by
-                # ~1e-5, which would shift every log-prob of the prompt by that much.
-                out[chunk] = torch.log_softmax(logits.double(), dim=-1).float().cpu().numpy()
-    return out
+        logits = model(**inputs).logits
+        if logits.shape[1] != 1:  # a forward without (per-row) logits_to_keep: all positions
+            logits = torch.take_along_dim(logits, last[..., None].to(logits.device), dim=1)
+        # fp32 logits, normalised in float64: an fp32 logsumexp over 10^5 terms is off by
+        # ~1e-5, which would shift every log-prob of the prompt by that much.
+        return log_softmax64(logits[:, 0, :vocab_size])
+
+
+def log_softmax64(logits: Any) -> np.ndarray:
+    """fp32 log-probs of fp32-rounded ``logits`` (rows), normalised in float64."""
+    import torch
+
+    return torch.log_softmax(logits.float().double(), dim=-1).float().cpu().numpy()
 
 
 def reference_logprobs(model: PreTrainedModel, input_ids: Sequence[int], *, vocab_size: int

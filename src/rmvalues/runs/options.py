@@ -134,7 +134,7 @@ class LogprobOptions(Options):
     date_string: str = field(default=DEFAULT_DATE_STRING, metadata=about(
         '"Today Date" for Llama-3.1/3.2 templates (recorded in the manifest).'))
     batch_size: int = field(default=8, metadata=about(
-        "Prompts per forward pass (same-length buckets)."))
+        "Most prompts per forward pass (prompts of different lengths share one, right-padded)."))
     name: str | None = field(default=None, metadata=about("Model name stored in the table."))
     trust_remote_code: bool = field(default=False, metadata=about(
         "Allow the model repository's own Python code to run.", flag="--trust-remote-code"))

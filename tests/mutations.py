@@ -22,7 +22,7 @@ LOADING = "src/rmvalues/models/loading.py"
 SEQ_HEAD = "src/rmvalues/models/heads/sequence_classification.py"
 SHARD_KEY = "tests/test_shard_key.py"
 ENGINE_CAST = (SCORE, "    last = last_hidden.float()\n", "    last = last_hidden\n")
-HEAD_CAST = (SEQ_HEAD, "out = last_hidden.to(torch.float32) @ self.weight[0]",
+HEAD_CAST = (SEQ_HEAD, "out = last_hidden.to(self.weight.dtype) @ self.weight[0]",
              "out = last_hidden @ self.weight[0]")
 KEY_LINE = '{**config, "prompt": prompt_text, **conversation_kwargs(split)}'
 

@@ -249,6 +249,19 @@ def test_batch_size_zero_is_refused(tmp_path, capsys):
     _no_output(out)
 
 
+def test_batch_size_zero_is_refused_on_the_executor_path(tmp_path, capsys, monkeypatch):
+    """`score --executor` builds its run from the same ScoreOptions: refused before any loading."""
+    _no_loading(monkeypatch)
+    out = tmp_path / "out"
+    for extra in (["--executor", "local"], ["--shard-size", "4"]):
+        code, first, _ = _cli(capsys, "score", "--model", tiny_rm_dir("llama"), "--out", out,
+                              "--prompts", PROMPTS, "--candidates", FEW, "--batch-size", "0",
+                              *extra)
+        assert code == 2
+        assert first == ("error: --batch-size must be at least 1 (got 0); omit it for the default")
+        _no_output(out)
+
+
 # --- 7. resume verifies each shard against its manifest ------------------------------------------
 
 RESUME_PROMPTS = {f"p{i}": f"Name the best quality number {i}, in one word." for i in range(3)}
@@ -556,6 +569,59 @@ def test_concurrent_runs_into_one_folder_meet_a_lock(tmp_path, capsys):
     assert code == 0, text
     assert "removing the stale lock" in text
     assert not lock.exists()
+
+
+def _no_loading(monkeypatch):
+    """Make loading or probing a model fail the test (it must not happen)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("rmvalues.models.checkpoints.load_model_ref", refuse)
+    monkeypatch.setattr("rmvalues.runs.spec.probe_model", refuse)
+
+
+@pytest.mark.parametrize("path", ["score", "executor-local", "executor-accelerate"])
+def test_a_second_run_into_a_locked_folder_is_refused_before_loading(tmp_path, monkeypatch, path):
+    """The lock is taken before the model loads (minutes for a big one), by `score` and by the
+    executors' coordinator alike."""
+    from rmvalues.api import score
+    from rmvalues.errors import StoreError
+    from rmvalues.io import lock_path
+    from rmvalues.runs.spec import RunSpec
+    from rmvalues.scale import execute
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock_path(out).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename,
+                                              "started": "2026-01-01T00:00:00"}))
+        _no_loading(monkeypatch)
+        model = str(tiny_rm_dir("llama"))
+        with pytest.raises(StoreError, match=rf"in use by another rmvalues run \(pid {holder.pid}"):
+            if path == "score":
+                score(model, {"q": "Best?"}, ["good"], out, device="cpu")
+            else:
+                execute(RunSpec.build(model, {"q": "Best?"}, ["good"], device="cpu"), out,
+                        path.removeprefix("executor-"))
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_lock_is_held_until_its_last_holder_leaves(tmp_path):
+    """Counted re-entry: a run takes the lock before loading and its store again; whichever
+    leaves first, the lock stays until the other has left too."""
+    from rmvalues.io import lock_path, output_lock
+
+    out = tmp_path / "nested" / "out"
+    first, second = output_lock(out), output_lock(out)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
+    second.__exit__(None, None, None)
+    assert not lock_path(out).exists() and not (tmp_path / "nested").exists()
 
 
 def test_concurrent_processes_one_waits_out(tmp_path):

@@ -4,6 +4,7 @@ real SIGKILL, the streaming merge and lexicon join, executor config files, `rmva
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,3 +231,54 @@ def test_cli_plan_and_score_with_executor(tmp_path, capsys):
     assert main(["plan", *common]) == 0
     assert "6 unit(s), 6 done, 0 remaining" in capsys.readouterr().out
     assert main(["score", *common, "--executor", "local", "--verify", "2"]) == 2
+
+
+#: What only `rmvalues score`'s own manifest records (how this process ran), besides the fields
+#: every run's table records (:func:`rmvalues.runs.keys.run_manifest_fields`).
+SCORE_ONLY = {"batch_size", "determinism", "special_token_ids", "verify", "truncated_candidates"}
+#: What only the executors' merge records.
+MERGE_ONLY = {"executor", "paper_compatible", "shard_size", "token_forwards"}
+
+
+@pytest.mark.parametrize("paper_compatible", [False, True])
+def test_merged_manifest_records_what_a_local_run_records(tmp_path, paper_compatible):
+    """The executors' merge writes the same run fields as `score` (score definition, head dtype,
+    pooling, prompt file, ...), also when its coordinator holds only a probe of the model."""
+    from rmvalues.runs.table import merge_plan
+
+    prompts = tmp_path / "two.yaml"
+    prompts.write_text("name: two\nprompts:\n  - {id: a, text: 'Name the best quality.'}\n"
+                       "  - {id: b, text: 'Name the worst quality.'}\n")
+    options = {"device": "cpu", "dtype": "bfloat16", "paper_compatible": paper_compatible}
+    model = str(tiny_rm_dir("llama"))
+    local = score(model, str(prompts), ["good", "bad"], tmp_path / "score", **options)
+    run_spec = RunSpec.build(model, str(prompts), ["good", "bad"], **options)
+    merged = {}
+    for name in ("local", "probe"):  # the local executor holds the loaded model; a remote one's
+        out = tmp_path / name        # coordinator only a probe (no weights)
+        if name == "local":
+            path = execute(run_spec, out).path
+        else:
+            shutil.copytree(tmp_path / "score" / "shards", out / "shards")
+            plan = make_plan(run_spec, out)
+            assert not hasattr(plan.context.rm, "backbone")
+            path = merge_plan(plan, executor="ray")
+        merged[name] = read_manifest(manifest_path(path)).fields
+    want = {k: v for k, v in local.manifest.items() if k not in SCORE_ONLY}
+    assert want["prompt_file"] == str(prompts.resolve())
+    assert want["head_dtype"] == ("bfloat16" if paper_compatible else "float32")
+    assert want["pooling"].startswith("before the first pad" if paper_compatible else "the last")
+    for name, fields in merged.items():
+        assert set(fields) - MERGE_ONLY - {"content_sha256", "rows"} == set(want), name
+        assert {k: fields[k] for k in want if k != "shard_keys"} == {
+            k: v for k, v in want.items() if k != "shard_keys"}, name
+
+
+def test_a_probe_records_the_score_definition_a_load_records():
+    """URM in paper mode reads logits[:, 0]: the head class says so without its weights."""
+    from rmvalues.models.heads.urm import URMHead
+
+    head = URMHead.__new__(URMHead)
+    for first_logit_only in (False, True):
+        head.first_logit_only = first_logit_only
+        assert URMHead.definition(first_logit_only=first_logit_only) == head.score_definition

@@ -46,16 +46,25 @@ def test_labels_mask_the_shared_prompt():
     assert labels.tolist() == [[LABEL_PAD, LABEL_PAD, 3, 4], [LABEL_PAD] * 4]
 
 
-def test_train_grm_on_a_tiny_llama(tmp_path):
-    from rmvalues.models.heads.grm import GRMValueHead
-    from rmvalues.training.grm import V_HEAD_FILE, train_grm_reward_model
+@pytest.fixture(scope="module")
+def grm_run(tmp_path_factory):
+    """One GRM training run (the slow part), shared by the tests that read or sweep it."""
+    from rmvalues.training.grm import train_grm_reward_model
 
-    result = train_grm_reward_model(tiny_base_dir(), preference_records(16), tmp_path, CONFIG,
-                                    device="cpu")
+    out = tmp_path_factory.mktemp("grm-run")
+    return train_grm_reward_model(tiny_base_dir(), preference_records(16), out, CONFIG,
+                                  device="cpu")
+
+
+def test_train_grm_on_a_tiny_llama(grm_run):
+    from rmvalues.models.heads.grm import GRMValueHead
+    from rmvalues.training.grm import V_HEAD_FILE
+
+    result, out = grm_run, grm_run.out
     assert result.total_steps == 8 and result.steps == [0, 1, 2, 4, 8]
     losses = [h["loss"] for h in result.log_history]
     assert losses[-1] < losses[0]  # 'good' over 'bad' is learnt
-    last = tmp_path / "checkpoint-8"
+    last = out / "checkpoint-8"
     fields = json.loads((last / "manifest.json").read_text())["fields"]
     assert fields["objective"] == "grm" and fields["grm"] == GRMSettings().__dict__
     assert (last / "adapter_config.json").is_file()
@@ -66,7 +75,7 @@ def test_train_grm_on_a_tiny_llama(tmp_path):
                              "v_head.summary.2.bias", "v_head.summary.2.weight"]
     head = GRMValueHead.from_checkpoint({"hidden_size": 32}, state)  # the scoring adapter loads it
     assert head.v_head.summary[0].weight.shape == (1024, 32)
-    run = json.loads((tmp_path / "manifest.json").read_text())["fields"]
+    run = json.loads((out / "manifest.json").read_text())["fields"]
     assert run["status"] == "finished"
 
 
@@ -85,15 +94,12 @@ def test_cli_objective(tmp_path, capsys):
     assert rc == 2
 
 
-def test_sweep_scores_grm_checkpoints(tmp_path):
+def test_sweep_scores_grm_checkpoints(grm_run, tmp_path):
     """A GRM run sweeps like a BT run; the trained value head prefers 'good' to 'bad'."""
-    from rmvalues.training.grm import train_grm_reward_model
     from rmvalues.training.sweep import sweep
 
-    train_grm_reward_model(tiny_base_dir(), preference_records(16), tmp_path / "run", CONFIG,
-                           device="cpu")
     prompts = {"q": "Question 3: what, in one word, is best?"}
-    result = sweep(tmp_path / "run", prompts, ["good", "bad"], tmp_path / "sweep", steps=[0, 8],
+    result = sweep(grm_run.out, prompts, ["good", "bad"], tmp_path / "sweep", steps=[0, 8],
                    device="cpu", batch_size=4)
     table = result.table.set_index(["checkpoint", "candidate"])["score"]
     assert table[8, "good"] - table[8, "bad"] > table[0, "good"] - table[0, "bad"]

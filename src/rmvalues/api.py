@@ -80,7 +80,6 @@ def score(
     :func:`~rmvalues.runs.verify.default_verify_tolerance`). ``on_shard`` is called after each new shard.
     A candidate longer than the model's context is refused unless ``truncate_candidates``.
     """
-    from rmvalues.engines.paper_compat import score_fields
     from rmvalues.models.loading import RewardModel
     from rmvalues.runs import RunSpec, UnitWorker, early_candidates, run_manifest_fields
     from rmvalues.store.manifest import build_manifest
@@ -134,8 +133,7 @@ def score(
                                      paper_compatible=spec.paper_compatible)
     elapsed = time.perf_counter() - started
     fields = {
-        **run_manifest_fields(plan.context, score_fields(rm, spec.paper_compatible)),
-        "prompt_file": spec.prompt_file,
+        **run_manifest_fields(plan.context),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": worker.engine.runner.batch_size,

@@ -81,8 +81,9 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
 
 #: errno values that mean "the disk (or quota) is full".
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-#: Output folders this process holds the lock of (re-entrant within one process).
-_HELD: dict[Path, int] = {}
+#: Output folders this process holds the lock of: how many holders, and the parent folders the
+#: first one created (re-entrant within one process; the last holder out releases it).
+_HELD: dict[Path, list] = {}
 #: A lock file this old whose content cannot be read is taken as left by a crash.
 _UNREADABLE_LOCK_STALE_S = 30.0
 
@@ -166,17 +167,31 @@ def output_lock(out: str | Path) -> Iterator[Path]:
 
     The lock file names the holder (pid, host, start time). A lock whose process is gone is taken
     over with a warning; a live one is a :class:`StoreError` saying who holds it. Re-entrant
-    within one process. Parent folders created for the lock are removed again when left empty.
+    within one process, counted: the lock goes when the last holder leaves, in whatever order
+    they leave (a run takes it before loading its model, its store again for its own life).
+    Parent folders created for the lock are removed again when left empty.
     """
     out = Path(out).expanduser().absolute()
     path = lock_path(out)
-    if _HELD.get(path):
-        _HELD[path] += 1
-        try:
-            yield path
-        finally:
-            _HELD[path] -= 1
-        return
+    if path in _HELD:
+        _HELD[path][0] += 1
+    else:
+        _HELD[path] = [1, _take_lock(path, out)]
+    try:
+        yield path
+    finally:
+        held = _HELD[path]
+        held[0] -= 1
+        if not held[0]:
+            del _HELD[path]
+            if (_read_lock(path) or {}).get("pid") == os.getpid():
+                path.unlink(missing_ok=True)
+            _remove_if_empty(held[1])
+
+
+def _take_lock(path: Path, out: Path) -> list[Path]:
+    """Create lock file ``path`` for ``out`` (taking over a stale one); return the parent folders
+    created for it."""
     try:
         created = _make_parents(path.parent)
     except OSError as exc:
@@ -206,20 +221,11 @@ def output_lock(out: str | Path) -> Iterator[Path]:
                                  "choose another --out or fix its permissions.") from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(me, fh)
-            break
-        else:  # pragma: no cover - three stale locks in a row
-            raise StoreError(f"could not take the lock {path}; delete it and re-run.")
+            return created
+        raise StoreError(f"could not take the lock {path}; delete it and re-run.")  # pragma: no cover
     except BaseException:
         _remove_if_empty(created)
         raise
-    _HELD[path] = 1
-    try:
-        yield path
-    finally:
-        _HELD.pop(path, None)
-        if (_read_lock(path) or {}).get("pid") == os.getpid():
-            path.unlink(missing_ok=True)
-        _remove_if_empty(created)
 
 
 def folder_kinds(folder: Path) -> set[str]:

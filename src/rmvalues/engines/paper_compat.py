@@ -107,12 +107,46 @@ def paper_pooling(rm: RewardModel) -> Callable[[Sequence[int]], int]:
 
 
 def score_fields(rm: RewardModel, paper_compatible: bool) -> dict[str, Any]:
-    """What a run's manifest records about how the score was read."""
+    """What a run's manifest records about how the score was read (``rm`` as the scorer ran it)."""
     pad = getattr(rm.backbone.config, "pad_token_id", None)
+    return _score_fields(rm.head.score_definition, rm.spec,
+                         str(next(rm.head.parameters()).dtype).removeprefix("torch."), pad,
+                         paper_compatible)
+
+
+def planned_score_fields(probe: Any, spec: Any) -> dict[str, Any]:
+    """:func:`score_fields` as running ``spec`` would record them, from a planning probe (the
+    head's class, no weights): what the executors' coordinator merges with. Tests hold the two
+    equal.
+
+    The head runs in float32, in paper mode in the model's dtype (:func:`paper_model`); the pad
+    id that paper mode pools at is read from the model's config.
+    """
+    from rmvalues.models.loading import resolve_model
+
+    source = resolve_model(spec.model, revision=spec.revision, dtype=spec.dtype,
+                           device=spec.device, device_map=spec.device_map)
+    registered = source.spec
+    first_logit = (spec.paper_compatible and registered is not None
+                   and registered.paper_score == "first_logit")
+    pad = None
+    if spec.paper_compatible:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(source.local_dir),
+                                            trust_remote_code=spec.trust_remote_code)
+        pad = getattr(config, "pad_token_id", None)
+    head_dtype = probe.provenance()["dtype"] if spec.paper_compatible else "float32"
+    return _score_fields(probe.head.definition(first_logit_only=first_logit), registered,
+                         head_dtype, pad, spec.paper_compatible)
+
+
+def _score_fields(definition: str, registered: Any, head_dtype: str, pad: int | None,
+                  paper_compatible: bool) -> dict[str, Any]:
     return {
-        "score_definition": rm.head.score_definition,
-        "head_verified": rm.spec.head_verified if rm.spec is not None else None,
-        "head_dtype": str(next(rm.head.parameters()).dtype).removeprefix("torch."),
+        "score_definition": definition,
+        "head_verified": registered.head_verified if registered is not None else None,
+        "head_dtype": head_dtype,
         "pooling": (f"before the first pad token (id {pad}), else the last position"
                     if paper_compatible else "the last position"),
     }

@@ -17,6 +17,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from rmvalues.store.manifest import RunManifest
 
 #: Bump when a change to the engine changes the numbers it produces (invalidates stored shards).
+#:
+#: Not bumped for issue 21's full-layer prefix cache (d9a8728), on purpose. Before it, a model with
+#: sliding-window layers (Gemma-2: a 4096-token window) prefilled into sliding-window cache layers,
+#: which drop the keys the attention mask excludes anyway: the same attention, summed over fewer
+#: terms in another order. Stored shards differ from today's only by that rounding (measured: at
+#: most 0.08 x the scores' std in bf16, 0.0065 in fp16, half of --verify's default tolerance;
+#: tests/test_engine_low_precision.py re-measures it), and only when prompt + response outrun the
+#: window, which no paper prompt set with token or word candidates does. A bump would make every
+#: stored shard of every model (sliding window or not) be recomputed, and would change every
+#: resume key the golden runs pin (tests/golden/score_runs.json).
 ENGINE_VERSION = 1
 #: Bump when paper mode's numbers change (v2: per-model dtype, head dtype, pad pooling, URM logit).
 PAPER_MODE_VERSION = 2
@@ -81,15 +91,23 @@ def run_fields(prompt_set: str, prompts: Sequence[tuple[str, str]], candidates: 
     }
 
 
-def run_manifest_fields(context: RunContext,
-                        scoring: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The fields every run's table manifest opens with: model provenance, engine, prompts, candidates.
+def run_manifest_fields(context: RunContext) -> dict[str, Any]:
+    """The fields every run's table manifest opens with: model provenance, engine, how the score
+    was read, prompts, candidates, the prompt file.
 
-    ``scoring``: how the score was read (:func:`~rmvalues.engines.paper_compat.score_fields`),
-    placed after the engine fields; ``rmvalues score`` records it (it holds the loaded head), the
-    executors' merge does not. Both append their own fields after these.
+    One builder for ``rmvalues score`` and the executors' merge, so both tables record the same
+    fields. The score fields come from the model as the scorer ran it
+    (:func:`~rmvalues.engines.paper_compat.score_fields`), or, where the merge holds only a
+    planning probe (a remote executor's coordinator), from the probe
+    (:func:`~rmvalues.engines.paper_compat.planned_score_fields`). Callers append their own
+    fields after these.
     """
-    spec = context.spec
-    return {**context.rm.provenance(), "engine": context.engine_name,
-            "engine_version": ENGINE_VERSION, **(scoring or {}),
-            **run_fields(spec.prompt_set, spec.prompts, context.candidates, context.splits)}
+    from rmvalues.engines.paper_compat import planned_score_fields, score_fields
+
+    spec, rm = context.spec, context.rm
+    scoring = (planned_score_fields(rm, spec) if isinstance(rm.head, type)  # a probe's head class
+               else score_fields(rm, spec.paper_compatible))
+    return {**rm.provenance(), "engine": context.engine_name,
+            "engine_version": ENGINE_VERSION, **scoring,
+            **run_fields(spec.prompt_set, spec.prompts, context.candidates, context.splits),
+            "prompt_file": spec.prompt_file}

@@ -44,16 +44,20 @@ class UnitWorker:
                  lock: bool = False) -> None:
         from rmvalues.runs.plan import make_plan
         from rmvalues.runs.scorers import make_scorer, run_model
+        from rmvalues.store.shards import run_lock
 
         self.spec = RunSpec.from_json(spec) if isinstance(spec, str) else spec
         #: Whether shard manifests name the unit (executors) or not (``rmvalues score``'s shards).
         self.record_units = record_units
-        if rm is None:
-            rm = run_model(self.spec, device)
-        self.engine = make_scorer(self.spec, rm, llm=llm)
-        #: The model as the scorer runs it (paper mode: the paper's head copy).
-        self.rm = self.engine.rm
-        self.plan = make_plan(self.spec, out, rm=self.rm, lock=lock)
+        # ``lock``: the folder's lock is taken before the model loads (minutes for a big one), so
+        # a second run into the folder is refused at once; the plan's store then holds it.
+        with run_lock(out if lock else None):
+            if rm is None:
+                rm = run_model(self.spec, device)
+            self.engine = make_scorer(self.spec, rm, llm=llm)
+            #: The model as the scorer runs it (paper mode: the paper's head copy).
+            self.rm = self.engine.rm
+            self.plan = make_plan(self.spec, out, rm=self.rm, lock=lock)
 
     def score_unit(self, unit: Unit, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
         """Score one unit; write its shard when the run has an output directory."""

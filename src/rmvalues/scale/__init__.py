@@ -60,8 +60,8 @@ def execute(
     :class:`WorkersFailedError` once the others have ended, naming the unfinished units; their
     finished shards stay, and re-running the same call runs only the unfinished units.
     """
-    from rmvalues.runs.table import merge_plan
     from rmvalues.scale.executors import check_executor, validate_executor_config
+    from rmvalues.store.shards import run_lock
 
     started = time.perf_counter()
     config = (validate_executor_config(executor_config) if isinstance(executor_config, dict)
@@ -70,6 +70,17 @@ def execute(
     options = config.get(name, {})
     if rm is not None and name != "local":
         raise ExecutorError(f"a loaded model can only run on the local executor, not {name}")
+    # The coordinator holds the folder's lock from before planning (which probes or loads the
+    # model) to the merge, as `rmvalues score` does; its workers write shards under it.
+    with run_lock(out):
+        return _execute(spec, out, name, options, rm=rm, merge=merge, on_unit=on_unit,
+                        started=started)
+
+
+def _execute(spec: RunSpec, out: str | Path, name: str, options: dict[str, Any], *, rm: Any,
+             merge: bool, on_unit: Callable[[Unit], None] | None, started: float) -> ScaleResult:
+    """:func:`execute`'s body, under the output folder's lock."""
+    from rmvalues.runs.table import merge_plan
 
     if name == "local":
         worker = EXECUTORS.get(name)(spec, out, rm=rm)

@@ -17,11 +17,13 @@ sha256); one that fails is recomputed, with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +93,22 @@ def verify_shard(path: Path, *, prompt_id: str, key: str, rows: int | None = Non
     if sha256_file(path) != fields["content_sha256"]:
         return "content checksum differs from the manifest (file changed or truncated)"
     return None
+
+
+def run_lock(out: str | Path | None) -> AbstractContextManager[Any]:
+    """The output folder's lock (:func:`rmvalues.io.output_lock`) for a block that loads a model
+    or runs units into ``out``; nothing without an output folder.
+
+    Every scoring run takes it before loading anything (``rmvalues score`` through
+    :class:`~rmvalues.runs.worker.UnitWorker`, the executors' coordinator in
+    :func:`rmvalues.scale.execute`), so a second run into the folder fails at once, not after
+    minutes of loading; the run's :class:`ShardStore` holds it again (the lock is counted).
+    """
+    if out is None:
+        return contextlib.nullcontext()
+    from rmvalues.io import output_lock
+
+    return output_lock(check_writable(out, create=False))
 
 
 class ShardStore:

@@ -33,6 +33,12 @@ class RewardHead(nn.Module):
     #: What the score is, in words the manifest records (``score_definition``).
     score_definition: str = "the head's published score"
 
+    @classmethod
+    def definition(cls, *, first_logit_only: bool = False) -> str:
+        """The ``score_definition`` an instance of this class records, known without its weights
+        (``first_logit_only``: paper mode's ``paper_score = "first_logit"``)."""
+        return cls.score_definition
+
     def prompt_position(self, prefix_ids: Sequence[int]) -> int:
         """Index into the prefix of the hidden state that conditions the head (gating heads only)."""
         raise NotImplementedError(f"{type(self).__name__} does not use a prompt state")

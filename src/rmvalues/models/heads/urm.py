@@ -84,7 +84,11 @@ class URMHead(RewardHead):
 
     @property
     def score_definition(self) -> str:  # type: ignore[override]
-        if self.first_logit_only:
+        return self.definition(first_logit_only=self.first_logit_only)
+
+    @classmethod
+    def definition(cls, *, first_logit_only: bool = False) -> str:
+        if first_logit_only:
             return "logits[:, 0]: first attribute mean, no gate (paper's scorer, no remote code)"
         return "sum(attribute means * gate): the model card's gated logits[:, 0]"
 

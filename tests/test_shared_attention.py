@@ -163,3 +163,18 @@ def test_shared_batches_are_sized_by_continuation_tokens():
     assert capped.runner.rows_per_batch(rows) == 7
     np.testing.assert_allclose(capped.score_prompt(split, candidates), got, atol=SHARED_VS_EXPAND)
     assert Engine(rm, attention="expand").runner.rows_per_batch(rows) == 64  # the old default
+
+
+def test_low_precision_defaults_to_the_reference_kernel_and_eager_shared_is_exact():
+    """bf16/fp16 default to the expanded cache (it runs the reference's own kernel); opting in to
+    shared attention under eager attention (Gemma-2) reproduces eager's rounding in bf16."""
+    from rmvalues.engines.reference import reference_conversations, reference_score
+
+    assert Engine(load("llama", "sequence_classification", "bfloat16")).attention == "expand"
+    rm = load("gemma", "sequence_classification", "bfloat16")
+    assert Engine(rm).attention == "expand" and rm.attn_implementation == "eager"
+    split = split_chat(rm.tokenizer, PROMPT)
+    candidates = vocabulary_candidates(rm.tokenizer, token_slice(rm.tokenizer, 120))
+    shared = Engine(rm, batch_size=32, attention="shared").score_prompt(split, candidates)
+    ref = reference_score(rm, reference_conversations(rm.tokenizer, split, candidates))
+    assert np.abs(shared - ref).max() <= 1e-4 * ref.std()  # measured: <= 6e-6 x std

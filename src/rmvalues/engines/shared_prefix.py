@@ -88,7 +88,7 @@ class SharedPrefix:
                                                                      torch.Tensor | None]:
         """Additive float32 masks of a ``length``-token continuation: over its own keys (causal,
         windowed) and over the prefix keys (``None`` when the window reaches the whole prefix)."""
-        key = (window, length)
+        key = (window, length, device)  # device: layers split over GPUs (device_map)
         if key not in self._masks:
             import torch
 

@@ -225,7 +225,8 @@ def test_batches_are_sized_by_tokens_and_score_the_same(tmp_path):
     split = split_chat(rm.tokenizer, "Describe it.")
     cands = text_candidates([f"{w} " * n for w, n in (("good", 40), ("bad", 40), ("ok", 3))])
     wide = Engine(rm, batch_size=64).score_prompt(split, cands)
-    narrow = Engine(rm, batch_size=64)
+    # the expanded cache holds the prefix per row (shared attention: tests/test_shared_attention.py)
+    narrow = Engine(rm, batch_size=64, attention="expand")
     narrow.runner.max_tokens = 100  # the long rows (prefix + 40 words) go one per batch
     batches = []
     run = narrow.runner.run

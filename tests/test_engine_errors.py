@@ -106,10 +106,10 @@ def test_out_of_memory_halves_the_batch(monkeypatch):
     expected = Engine(rm, batch_size=100).score_prompt(split, candidates)
     original = Engine._continue_batch
 
-    def small_memory(self, state, batch):
+    def small_memory(self, state, batch, *rest):
         if len(batch) > 16:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(self, state, batch)
+        return original(self, state, batch, *rest)
 
     monkeypatch.setattr(Engine, "_continue_batch", small_memory)
     engine = Engine(rm, batch_size=64)

@@ -1,13 +1,29 @@
 """The fast path: prefix-cached batched scoring of many responses to one prompt.
 
 Every candidate conversation of a prompt shares its prefix (system header, user turn, assistant
-header). The prefix is run once; its KV cache is then reused for every batch, expanded over the batch
-as zero-copy views (attention concatenates new keys onto them, so the prefix tensors are never
-mutated). Only the response + suffix tokens run per candidate, with explicit ``position_ids`` (the
-prefix length onward) and an all-ones attention mask over prefix + continuation. Continuations are
+header). The prefix is run once; its KV cache is then reused for every batch (never mutated: see
+the attention below). Only the response + suffix tokens run per candidate, with explicit
+``position_ids`` (the prefix length onward) and attention over prefix + continuation. Continuations are
 bucketed by length, so no batch holds padding and the last position is every row's final token.
 The head reads that final hidden state in float32 — transformers' pad-token pooling is never used,
 so the pad/eos token is a valid candidate.
+
+Attention over the cached prefix (``attention=``): ``"shared"`` (Llama, Gemma-2, Qwen2) attends every
+row to ONE copy of the prefix K/V (:mod:`rmvalues.engines.shared_prefix`); ``"expand"`` is the
+reference: the cache expanded over the batch as zero-copy views, onto which transformers' attention
+concatenates each row's new keys (a copy of the prefix per row and layer). Shared is the
+float32 default: the reference's scores up to float32 rounding (tests/test_shared_attention.py). In
+bf16/fp16 the expanded cache stays the default because it runs the reference forward's own kernel
+(CPU: scores within 1e-4 x their spread of one full forward); shared there is opt-in: bit-identical
+under eager attention in bf16 (Gemma-2), but under sdpa some outputs round the other way (tiny test
+RMs on CPU: up to 0.14 x the score spread in bf16, 0.03 x in fp16; see the module).
+
+Batches are sized by tokens: a batch holds at most ``max_batch_tokens`` tokens (rows x tokens each
+row runs: the continuation on the shared path, where the prefix is held once; prefix + continuation
+on the expand and full paths) and, if ``batch_size`` is given, at most that many rows. The default
+budget of the shared path is :data:`SHARED_BATCH_TOKENS` (by device: measured on CPU by
+benchmarks/ets_throughput.py --sweep; on GPUs a budget that fills the matmuls of an 8B model while
+its activations stay a few GB); the other paths keep :data:`MAX_BATCH_TOKENS` and 64 rows.
 
 Heads that cannot run on a cached prefix (``supports_prefix_cache = False``) and ``mode="full"`` use
 the full-sequence path: whole conversations, bucketed by length, batched without padding.
@@ -29,12 +45,14 @@ from rmvalues.errors import InputError, ModelError, ScoreError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from rmvalues.engines.shared_prefix import SharedPrefix
     from rmvalues.models.chat import ChatSplit
     from rmvalues.models.loading import RewardModel
 
 log = logging.getLogger("rmvalues.engines")
 
 EngineMode = Literal["auto", "prefix", "full"]
+Attention = Literal["shared", "expand"]
 ProgressCallback = Callable[[int], None]
 
 
@@ -56,6 +74,28 @@ def resolve_mode(rm: RewardModel, mode: EngineMode) -> Literal["prefix", "full"]
                     rm.name, rm.head.head_type)
         return "full"
     return "prefix"
+
+
+def resolve_attention(rm: RewardModel, attention: Attention | None) -> Attention:
+    """The prefix path's attention. ``None``: shared-prefix in float32 (the reference's scores up
+    to float32 rounding), else the expanded cache, which runs the reference forward's own kernel
+    (in bf16/fp16 the split softmax rounds differently under sdpa/flash: see
+    :mod:`rmvalues.engines.shared_prefix`). Shared is refused (logged, expanded instead) for
+    architectures it does not support."""
+    import torch
+
+    from rmvalues.engines.shared_prefix import supports_shared_attention
+
+    if attention not in (None, "shared", "expand"):
+        raise InputError(f"unknown attention {attention!r}; use shared or expand")
+    if attention is None:
+        attention = "shared" if rm.dtype == torch.float32 else "expand"
+    config = getattr(getattr(rm, "backbone", None), "config", None)
+    if attention == "shared" and not supports_shared_attention(config):
+        log.info("%s: shared-prefix attention does not support model type %r; expanding the "
+                 "prefix cache per row", rm.name, getattr(config, "model_type", None))
+        return "expand"
+    return attention
 
 
 def _expanded_cache(cache, batch: int):
@@ -89,6 +129,8 @@ class PrefixState:
     length: int
     cache: object
     prompt_hidden: torch.Tensor | None
+    #: The cache as shared-prefix attention reads it (built on first use; False: not shareable).
+    shared: SharedPrefix | bool | None = None
 
 
 def _head_scores(rm: RewardModel, last_hidden: torch.Tensor,
@@ -101,42 +143,66 @@ def _head_scores(rm: RewardModel, last_hidden: torch.Tensor,
     return rm.head(last)
 
 
-#: Most tokens (rows x sequence length, cached prefix included) one forward batch may hold, so a
-#: bucket of long candidates runs in smaller batches instead of exhausting memory.
+#: Most tokens (rows x sequence length, cached prefix included) one forward batch may hold on the
+#: expand and full paths, so a bucket of long candidates runs in smaller batches instead of
+#: exhausting memory.
 MAX_BATCH_TOKENS = 32_768
+#: Rows per batch on the expand and full paths when no batch size is given.
+DEFAULT_BATCH_SIZE = 64
+#: Default token budget of the shared-prefix path (continuation tokens per forward; the prefix is
+#: held once), by device type. CPU: where benchmarks/ets_throughput.py --sweep levels off (random
+#: Llama, hidden 512, 2 cores shared with other jobs, 1 thread, candidates/s at 64/128/256/512/
+#: 1024/2048 tokens: 166/203/227/234/246/248); larger budgets only add memory. GPUs: 16,384 tokens
+#: (8,192 two-token candidates) fill an H100's matmuls for 8B models while the activations stay a
+#: few GB (Llama-3-8B: ~0.5 GB per 14,336-wide MLP activation in bf16); not yet measured.
+SHARED_BATCH_TOKENS = {"cpu": 1_024, "default": 16_384}
+
+
+def shared_batch_tokens(device) -> int:
+    """The shared path's default token budget on ``device``."""
+    kind = getattr(device, "type", str(device).split(":")[0])
+    return SHARED_BATCH_TOKENS.get(kind, SHARED_BATCH_TOKENS["default"])
 
 
 class BatchRunner:
-    """Runs candidate batches, halving the batch size on accelerator OOM and carrying on.
+    """Runs candidate batches, halving the batch on accelerator OOM and carrying on.
 
-    A batch holds at most ``batch_size`` rows and at most ``max_tokens`` tokens.
+    A batch holds at most ``max_tokens`` tokens and, unless ``batch_size`` is ``None``, at most
+    ``batch_size`` rows. After an OOM ``batch_size`` is half the rows that failed, and stays so.
     """
 
-    def __init__(self, batch_size: int, max_tokens: int = MAX_BATCH_TOKENS) -> None:
-        if batch_size < 1:
+    def __init__(self, batch_size: int | None, max_tokens: int = MAX_BATCH_TOKENS) -> None:
+        if batch_size is not None and batch_size < 1:
             raise ScoreError(f"batch size must be at least 1 (got {batch_size})")
+        if max_tokens < 1:
+            raise ScoreError(f"the batch token budget must be at least 1 (got {max_tokens})")
         self.batch_size = batch_size
         self.max_tokens = max_tokens
 
     def rows_per_batch(self, row_tokens: int) -> int:
         """Rows of ``row_tokens`` tokens each that fit one batch (at least one)."""
-        return max(1, min(self.batch_size, self.max_tokens // max(row_tokens, 1)))
+        rows = self.max_tokens // max(row_tokens, 1)
+        if self.batch_size is not None:
+            rows = min(rows, self.batch_size)
+        return max(1, rows)
 
-    def run(self, items: Sequence, fn: Callable[[Sequence], np.ndarray],
-            on_batch: ProgressCallback | None = None, *, row_tokens: int = 1) -> np.ndarray:
+    def run(self, items: Sequence, fn: Callable, on_batch: ProgressCallback | None = None, *,
+            row_tokens: int = 1):
+        """``fn`` over consecutive chunks of ``items`` (a sequence or a tensor of rows); its
+        results (numpy arrays or tensors, kept where ``fn`` left them) concatenated."""
         import torch
 
-        out: list[np.ndarray] = []
+        out: list = []
         start = 0
         while start < len(items):
             chunk = items[start:start + self.rows_per_batch(row_tokens)]
             try:
                 out.append(fn(chunk))
             except torch.OutOfMemoryError:
-                if self.batch_size == 1:
+                if len(chunk) == 1:
                     raise ScoreError("out of accelerator memory at batch size 1; use a smaller "
                                      "dtype or a larger device") from None
-                self.batch_size //= 2
+                self.batch_size = len(chunk) // 2
                 log.warning("out of memory; halving the batch size to %d", self.batch_size)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
@@ -144,7 +210,9 @@ class BatchRunner:
             start += len(chunk)
             if on_batch is not None:
                 on_batch(len(chunk))
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        if not out:
+            return np.zeros(0, dtype=np.float32)
+        return torch.cat(out) if isinstance(out[0], torch.Tensor) else np.concatenate(out)
 
 
 def length_buckets(sequences: Sequence[Sequence[int]]) -> dict[int, list[int]]:
@@ -162,14 +230,29 @@ class Engine:
     """Scores one model's candidate conversations, prompt by prompt.
 
     ``mode``: ``"auto"`` (prefix caching unless the head cannot use it), ``"prefix"`` or ``"full"``.
-    The batch size is shared across prompts, so a size halved after OOM stays halved.
+    ``attention``: the prefix path's attention, ``"shared"`` (one prefix K/V for the batch, where
+    the architecture supports it) or ``"expand"`` (the reference); ``None``: shared where it
+    rounds like the reference (:func:`resolve_attention`). ``batch_size``: most rows per
+    forward (``None``: as many as ``max_batch_tokens`` allows on the shared path, 64 elsewhere).
+    ``max_batch_tokens``: most tokens per forward (``None``: :func:`shared_batch_tokens` on the
+    shared path, :data:`MAX_BATCH_TOKENS` elsewhere). The batch size is shared across prompts, so
+    a size halved after OOM stays halved.
     """
 
-    def __init__(self, rm: RewardModel, *, batch_size: int = 64, mode: EngineMode = "auto",
+    def __init__(self, rm: RewardModel, *, batch_size: int | None = None,
+                 mode: EngineMode = "auto", attention: Attention | None = None,
+                 max_batch_tokens: int | None = None,
                  pool: Callable[[Sequence[int]], int] | None = None) -> None:
         self.rm = rm
-        self.runner = BatchRunner(batch_size)
         self.mode = resolve_mode(rm, mode)
+        self.attention = resolve_attention(rm, attention)
+        shared = self.mode == "prefix" and self.attention == "shared"
+        if shared:
+            budget = max_batch_tokens or shared_batch_tokens(rm.device)
+        else:
+            batch_size = batch_size or DEFAULT_BATCH_SIZE
+            budget = max_batch_tokens or MAX_BATCH_TOKENS
+        self.runner = BatchRunner(batch_size, budget)
         #: Full path only: the position the head reads in each conversation (default: the last).
         self.pool = pool
 
@@ -184,7 +267,8 @@ class Engine:
         # prefix, so the continuation's attention would reduce over fewer keys than one full
         # forward does. Equal in exact arithmetic, but in bf16/fp16 the reordered sums round
         # differently (a tiny Gemma-2 with a window shorter than its prompt: max |Δ| 0.049 in
-        # bf16). With full layers the window is applied by the mask, as in the full forward.
+        # bf16). With full layers the window is applied by the mask, as in the full forward (on the
+        # shared path by shared_prefix_attention's mask, over the same keys).
         cache = DynamicCache()
         ids = torch.tensor([list(prefix_ids)], device=rm.device)
         with torch.inference_mode():
@@ -196,20 +280,43 @@ class Engine:
             prompt_hidden = out.last_hidden_state[:, position]
         return PrefixState(length=len(prefix_ids), cache=cache, prompt_hidden=prompt_hidden)
 
-    def _continue_batch(self, state: PrefixState, batch: Sequence[Sequence[int]]) -> np.ndarray:
+    def _shared(self, state: PrefixState) -> SharedPrefix | None:
+        """``state``'s prefix for shared attention; ``None`` (expand instead) when its cache does
+        not hold the whole prefix in every layer (a sliding-window cache not built by prefill)."""
+        from rmvalues.engines.shared_prefix import SharedPrefix
+
+        if state.shared is None:
+            state.shared = SharedPrefix.from_cache(state.cache, state.length,
+                                                   self.rm.attn_implementation)
+            if state.shared is None:
+                log.info("%s: the prefix cache does not hold the whole prefix in every layer; "
+                         "expanding it per row", self.rm.name)
+                state.shared = False
+        return state.shared or None
+
+    def _continue_batch(self, state: PrefixState, ids: torch.Tensor,
+                        positions: torch.Tensor) -> torch.Tensor:
+        """float32 scores (on the model's device) of one batch of equal-length continuations
+        (``ids``: rows x length; ``positions``: 1 x length, the prefix length onward)."""
         import torch
 
+        from rmvalues.engines.shared_prefix import shared_attention
+
         rm = self.rm
-        ids = torch.tensor([list(s) for s in batch], device=rm.device)
         size, length = ids.shape
-        positions = torch.arange(state.length, state.length + length, device=rm.device)
-        mask = torch.ones(size, state.length + length, dtype=torch.long, device=rm.device)
         with torch.inference_mode():
-            out = rm.backbone(input_ids=ids, attention_mask=mask,
-                              position_ids=positions.expand(size, -1),
-                              cache=_expanded_cache(state.cache, size), use_cache=True)
-            scores = _head_scores(rm, out.last_hidden_state[:, -1], state.prompt_hidden)
-        return scores.float().cpu().numpy()
+            # reads the model's own attention implementation, so before the switch
+            shared = self._shared(state) if self.attention == "shared" else None
+            if shared is not None:
+                with shared_attention(rm.backbone):
+                    out = rm.backbone(input_ids=ids, position_ids=positions.expand(size, -1),
+                                      use_cache=False, shared_prefix=shared)
+            else:
+                mask = ids.new_ones(1, 1).expand(size, state.length + length)
+                out = rm.backbone(input_ids=ids, attention_mask=mask,
+                                  position_ids=positions.expand(size, -1),
+                                  cache=_expanded_cache(state.cache, size), use_cache=True)
+            return _head_scores(rm, out.last_hidden_state[:, -1], state.prompt_hidden).float()
 
     def score_continuations(self, prefix_ids: Sequence[int],
                             continuations: Sequence[Sequence[int]],
@@ -221,7 +328,8 @@ class Engine:
         """The state of ``state``'s prefix followed by ``ids``, leaving ``state`` as it was.
 
         Multi-token search grows a response this way: every candidate next token of a partial
-        response then shares one cache of prefix + response so far.
+        response then shares one cache of prefix + response so far. One row has nothing to share,
+        so this runs the expanded-cache (reference) attention whatever ``attention`` says.
         """
         import torch
 
@@ -238,13 +346,29 @@ class Engine:
 
     def score_state(self, state: PrefixState, continuations: Sequence[Sequence[int]],
                     on_batch: ProgressCallback | None = None) -> np.ndarray:
-        """Scores of ``state``'s prefix followed by each continuation, on its cache."""
-        result = np.empty(len(continuations), dtype=np.float32)
+        """Scores of ``state``'s prefix followed by each continuation, on its cache.
+
+        Each length bucket becomes one id tensor and one position row up front; batches are slices
+        of them, and the scores stay on the device until the last bucket (one copy to the host).
+        """
+        import torch
+
+        device = self.rm.device
+        order, parts = [], []
+        # the shared path holds the prefix once; the expanded cache holds it per row
+        shared = self.attention == "shared" and self._shared(state) is not None
+        prefix_rows = 0 if shared else state.length
         for indices in length_buckets(continuations).values():
-            rows = [continuations[i] for i in indices]
-            result[indices] = self.runner.run(
-                rows, lambda b, state=state: self._continue_batch(state, b), on_batch,
-                row_tokens=state.length + len(rows[0]))
+            ids = torch.tensor([continuations[i] for i in indices], device=device)
+            length = ids.shape[1]
+            positions = torch.arange(state.length, state.length + length, device=device)[None]
+            parts.append(self.runner.run(
+                ids, lambda b, positions=positions: self._continue_batch(state, b, positions),
+                on_batch, row_tokens=prefix_rows + length))
+            order.extend(indices)
+        result = np.empty(len(continuations), dtype=np.float32)
+        if parts:
+            result[order] = torch.cat(parts).cpu().numpy()
         return result
 
     # -- full-sequence path ---------------------------------------------------------------------

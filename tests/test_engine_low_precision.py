@@ -8,12 +8,12 @@ the score standard deviation, and the top and bottom 100 of 300 token candidates
 on both paths. A Gemma-2 prefix cache with sliding-window layers (what ``DynamicCache(config=...)``
 builds) made the continuation's attention reduce over fewer keys than one full forward does: equal
 in exact arithmetic, but in bf16 the reordered sums gave max |Δ| = 0.047-0.076 x std (fp16:
-0.0036-0.0063 x std). Soft-capping made no difference (measured with and without; Gemma-2 runs
+0.0036-0.0090 x std, by CPU). Soft-capping made no difference (measured with and without; Gemma-2 runs
 eager attention whatever is asked, and its embedding normaliser is the same per-token op on both
 paths); a window longer than the conversation removed it (2e-6). The engine now keeps full cache
 layers and lets the mask apply the window. That reordering noise is what kernels that order reductions differently
 (other batch shapes, GPUs) cost, so ``--verify``'s relative tolerances (runs.verify.VERIFY_TOLERANCE: 0.16 x
-std in bf16, 0.013 x std in fp16) are twice the largest measured value;
+std in bf16, 0.02 x std in fp16) are twice the largest measured value;
 ``test_reordered_sums_stay_within_verify_tolerance`` re-measures it.
 """
 

@@ -17,10 +17,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from rmvalues.models.loading import RewardModel
 
 #: Default ``--verify`` tolerance on max |Δ| per dtype, as a fraction of the standard deviation of
-#: the run's scores. bf16/fp16: twice the largest measured cost of reordered reductions (0.076 x
-#: std in bf16, 0.0063 x std in fp16, tiny Gemma-2s, tests/test_engine_low_precision.py), which
-#: kernels for other batch shapes or devices may incur; the CPU engine itself measures <= 4e-6 x std.
-VERIFY_TOLERANCE = {"float32": 1e-4, "float16": 0.013, "bfloat16": 0.16}
+#: the run's scores. bf16/fp16: about twice the largest measured cost of reordered reductions
+#: (0.076 x std in bf16; 0.0063 x std in fp16 on one Xeon, 0.0090 on another; tiny Gemma-2s,
+#: tests/test_engine_low_precision.py), which kernels for other batch shapes or devices may incur;
+#: the CPU engine itself measures <= 4e-6 x std.
+VERIFY_TOLERANCE = {"float32": 1e-4, "float16": 0.02, "bfloat16": 0.16}
 
 
 def default_verify_tolerance(dtype: str, scores: Sequence[float]) -> float:

@@ -89,3 +89,68 @@ def test_sweeps_match_the_golden_outputs(pinned):  # noqa: F811
         assert got[name]["manifests"] == want[name]["manifests"], name
         _assert_table(got[name]["tables"]["sweep.parquet"], want[name]["tables"]["sweep.parquet"],
                       name)
+
+
+def _legacy_table(table: dict):
+    """A ``step-N-<key>.parquet`` table as the old sweep wrote it, from its golden digest."""
+    import pandas as pd
+
+    frame = pd.DataFrame({**table["columns"], "score": table["score"]})
+    return frame[list(table["dtypes"])].astype(table["dtypes"])
+
+
+def test_an_old_format_partial_sweep_resumes(pinned, golden):  # noqa: F811
+    """A folder left by the old sweep (checkpoints 0 and 1 done, killed before 2) is taken over:
+    its step tables become unit shards (not rescored), the rest is scored, the output is the
+    golden's, and a further run resumes every unit."""
+    from rmvalues.training.sweep import sweep
+
+    run = _train(pinned)
+    want = golden["texts"]
+    old = {f: t for f, t in want["tables"].items() if f.startswith(("step-0-", "step-1-"))}
+    assert len(old) == 2
+    folder = pinned / "texts"
+    folder.mkdir()
+    marked = {}
+    for file, table in old.items():
+        frame = _legacy_table(table)
+        if file.startswith("step-0-"):  # distinctive scores: seen again only if taken over
+            frame["score"] = (frame["score"] + 100).astype("float32")
+            marked = dict(zip(zip(frame["prompt_id"], frame["candidate"]), frame["score"]))
+        frame.to_parquet(folder / file, index=False)
+
+    result = sweep(run, PROMPTS, TEXTS, "texts", device="cpu")
+    assert "4 unit(s) resumed" in result.summary  # 2 checkpoints x 2 prompts
+    step0 = result.table[result.table["checkpoint"] == 0]
+    assert dict(zip(zip(step0["prompt_id"], step0["candidate"]), step0["score"])) == marked
+    assert not list(folder.glob("step-*.parquet"))  # taken over into shards/
+    assert len(list((folder / "shards").rglob("*.parquet"))) == 6
+    got = _snapshot({"texts": folder})["texts"]
+    assert got["manifests"] == want["manifests"]
+    rest = result.table[result.table["checkpoint"] != 0]
+    golden_table = _legacy_table(want["tables"]["sweep.parquet"])
+    np.testing.assert_allclose(rest["score"], golden_table[golden_table["checkpoint"] != 0]["score"],
+                               rtol=1e-5, atol=1e-6)
+
+    again = sweep(run, PROMPTS, TEXTS, "texts", device="cpu")
+    assert "6 unit(s) resumed" in again.summary
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(again.table, result.table)
+
+
+def test_an_old_table_of_other_rows_is_scored_again(pinned, golden, caplog):  # noqa: F811
+    """A step table that does not hold the units' rows is left alone, with a warning, and scored."""
+    from rmvalues.training.sweep import sweep
+
+    run = _train(pinned)
+    want = golden["texts"]
+    file = next(f for f in want["tables"] if f.startswith("step-0-"))
+    (pinned / "texts").mkdir()
+    _legacy_table(want["tables"][file]).iloc[1:].to_parquet(pinned / "texts" / file, index=False)
+    with caplog.at_level("WARNING", logger="rmvalues.training"):
+        result = sweep(run, PROMPTS, TEXTS, "texts", steps=[0], device="cpu")
+    assert "scored again" in caplog.text and (pinned / "texts" / file).is_file()
+    assert "resumed" not in result.summary
+    golden_table = _legacy_table(want["tables"][file])
+    np.testing.assert_allclose(result.table["score"], golden_table["score"], rtol=1e-5, atol=1e-6)

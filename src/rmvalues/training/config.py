@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rmvalues.errors import InputError
+from rmvalues.runs.options import Options, about
 
 if TYPE_CHECKING:  # pragma: no cover
     from peft import LoraConfig
@@ -157,3 +158,20 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "max_length": 256, "logging_steps": 1, "checkpoint_every": 30,
                   "extra": {"gradient_checkpointing": False}},
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOptions(Options):
+    """How a checkpoint sweep loads and runs each checkpoint (``rmvalues sweep``,
+    :func:`rmvalues.training.sweep.sweep`)."""
+
+    batch_size: int = field(default=64, metadata=about("Candidates per forward batch."))
+    device: str | None = field(default=None, metadata=about(
+        "cpu, cuda, ... (default: cuda if present)."))
+    dtype: str | None = field(default=None, metadata=about("float32 | bfloat16 | float16."))
+    name: str | None = field(default=None, metadata=about(
+        "Model name in the table (default: the run folder's name).", cli=False))
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1 (got {self.batch_size}).")

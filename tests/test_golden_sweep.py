@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from _train_models import preference_records, tiny_base_dir
-from test_golden_run import _manifest, _table, pinned  # noqa: F401  (the fixture)
+from test_golden_run import _snapshot, pinned  # noqa: F401  (the fixture)
 
 GOLDEN = Path(__file__).parent / "golden" / "sweep_runs.json"
 PROMPTS = {"best": "What, in one word, is the best thing?", "worst": "Name the worst thing."}
@@ -53,19 +53,6 @@ def _sweeps(root: Path) -> dict[str, Path]:
     return folders
 
 
-def _snapshot(folders: dict[str, Path]) -> dict:
-    out = {}
-    for name, folder in folders.items():
-        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-        out[name] = {
-            "files": files,
-            "manifests": {f: _manifest(folder / f) for f in files if f in OUTPUTS[1:]},
-            "tables": {f: _table(folder / f) for f in files
-                       if f == OUTPUTS[0] or f.startswith("step-")},
-        }
-    return out
-
-
 def _assert_table(mine: dict, want: dict, label: object) -> None:
     assert {k: v for k, v in mine.items() if k != "score"} == {
         k: v for k, v in want.items() if k != "score"}, label
@@ -86,7 +73,7 @@ def test_sweeps_match_the_golden_outputs(pinned):  # noqa: F811
     for name in want:
         for file in OUTPUTS:
             assert file in got[name]["files"], (name, file)
-        assert got[name]["manifests"] == want[name]["manifests"], name
+        assert got[name]["manifests"][OUTPUTS[1]] == want[name]["manifests"][OUTPUTS[1]], name
         _assert_table(got[name]["tables"]["sweep.parquet"], want[name]["tables"]["sweep.parquet"],
                       name)
 
@@ -126,7 +113,7 @@ def test_an_old_format_partial_sweep_resumes(pinned, golden):  # noqa: F811
     assert not list(folder.glob("step-*.parquet"))  # taken over into shards/
     assert len(list((folder / "shards").rglob("*.parquet"))) == 6
     got = _snapshot({"texts": folder})["texts"]
-    assert got["manifests"] == want["manifests"]
+    assert got["manifests"][OUTPUTS[1]] == want["manifests"][OUTPUTS[1]]
     rest = result.table[result.table["checkpoint"] != 0]
     golden_table = _legacy_table(want["tables"]["sweep.parquet"])
     np.testing.assert_allclose(rest["score"], golden_table[golden_table["checkpoint"] != 0]["score"],

@@ -1,6 +1,7 @@
 """Checkpoint sweeps: score every checkpoint of a training run with the scoring engine.
 
-The base model is loaded once; each checkpoint's LoRA adapter and score head are swapped in (peft
+A sweep is a scoring run whose units are (checkpoint, prompt) (:mod:`rmvalues.runs.sweep`): the
+same shard keys, worker, resume and shard store as ``rmvalues score``. The base model is loaded once; each checkpoint's LoRA adapter and score head are swapped in (peft
 adapters by name), and the engine runs the adapted backbone with the checkpoint's head. The long
 table gains a ``checkpoint`` column (the optimizer step), so it feeds
 :func:`rmvalues.analysis.checkpoint_units` (median rank per checkpoint and category, Fig 4a) and

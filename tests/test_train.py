@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from _train_models import preference_records, tiny_base_dir
-from rmvalues.errors import InputError
+from rmvalues.errors import InputError, LexiconError
 from rmvalues.training.config import TrainConfig
 
 PROMPTS = {"best": "What, in one word, is the best thing?", "worst": "Name the worst thing."}
@@ -105,6 +105,40 @@ def test_sweep_feeds_training_dynamics(run, tmp_path) -> None:
     # a second sweep reads the finished step tables back
     again = sweep(run.out, PROMPTS, CANDIDATES, tmp_path / "sweep", device="cpu")
     pd.testing.assert_frame_equal(again.table, result.table)
+
+
+def test_sweep_plan_keys_are_the_loaded_checkpoints_keys(run, tmp_path) -> None:
+    """Planning probes one checkpoint for all: its provenance (hence every shard key) must equal
+    loading each checkpoint, or a re-run would never find its shards."""
+    from rmvalues.runs import RunSpec, make_plan
+    from rmvalues.runs.sweep import make_sweep_plan
+    from rmvalues.training.sweep import CheckpointLoader, CheckpointModels, list_checkpoints
+
+    models = CheckpointModels(run.out, device="cpu")
+    chosen = list_checkpoints(run.out)
+    spec = RunSpec.build(str(run.out), PROMPTS, CANDIDATES)
+    planned = make_sweep_plan(spec, CheckpointLoader(models).probes(chosen), tmp_path)
+    keys = set()
+    for checkpoint in chosen:
+        loaded = models.reward_model(checkpoint)
+        plan = planned.plans[checkpoint.step]
+        assert plan.context.rm.provenance() == loaded.provenance()
+        assert [u.key for u in plan.units] == [
+            u.key for u in make_plan(spec, tmp_path, rm=loaded).units]
+        keys |= {u.key for u in plan.units}
+    assert len(keys) == len(STEPS) * len(PROMPTS)  # every (checkpoint, prompt) its own unit
+    assert planned.estimate()["remaining"] == len(keys)
+
+
+def test_refused_sweep_leaves_no_folder(run, tmp_path) -> None:
+    from rmvalues.training.sweep import sweep
+
+    out = tmp_path / "deep" / "sweep"
+    with pytest.raises(InputError, match="no checkpoint at step"):
+        sweep(run.out, PROMPTS, CANDIDATES, out, steps=[5], device="cpu")
+    with pytest.raises(LexiconError):
+        sweep(run.out, PROMPTS, "lexicon:no-such-lexicon", out, device="cpu")
+    assert not (tmp_path / "deep").exists()
 
 
 _KILLED_RUN = """

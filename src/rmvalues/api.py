@@ -82,6 +82,7 @@ def score(
     """
     from rmvalues.models.loading import RewardModel
     from rmvalues.runs import RunSpec, UnitWorker, early_candidates, run_manifest_fields
+    from rmvalues.runs.worker import run_locally
     from rmvalues.store.manifest import build_manifest
     from rmvalues.store.shards import check_writable
 
@@ -101,21 +102,9 @@ def score(
     rm, plan = worker.rm, worker.plan
     cands = plan.context.candidates
     bar = _Progress(progress, len(plan.units) * len(cands), f"scoring {rm.name}")
-    frames, resumed, scored, scoring_seconds = [], 0, 0, 0.0
     try:
-        for unit in plan.units:
-            frame = plan.load(unit)
-            if frame is not None:
-                resumed += 1
-                bar.advance(unit.size)
-            else:
-                tick = time.perf_counter()
-                frame = worker.score_unit(unit, on_batch=bar.advance)
-                scoring_seconds += time.perf_counter() - tick
-                scored += unit.size
-                if out is not None and on_shard is not None:
-                    on_shard(unit.prompt_id)
-            frames.append(frame)
+        done = run_locally(worker, on_batch=bar.advance, on_scored=(
+            (lambda unit: on_shard(unit.prompt_id)) if out is not None and on_shard else None))
     finally:
         bar.close()
         if plan.store is not None:
@@ -123,7 +112,8 @@ def score(
 
     import pandas as pd
 
-    table = pd.concat(frames, ignore_index=True)
+    table = pd.concat(done.frames, ignore_index=True)
+    resumed, scored = done.resumed, done.scored
     verification = None
     if verify:
         from rmvalues.runs.verify import verify_scores
@@ -148,7 +138,7 @@ def score(
         path = plan.store.write_table(table, build_manifest("rm-scores", **fields))
     notes = [fields["engine"]]
     if scored:
-        notes.insert(0, f"{scored / max(scoring_seconds, 1e-9):,.0f} candidates/s")
+        notes.insert(0, f"{scored / max(done.scoring_seconds, 1e-9):,.0f} candidates/s")
     if resumed:
         notes.append(f"{resumed} shard(s) resumed")
     if plan.store is not None and plan.store.rejected:

@@ -24,8 +24,12 @@ CandidatesOption = Annotated[str, typer.Option(
          "(one text per line) | elo (the 7,530 EloEverything entities, for `rmvalues compare`).")]
 
 
-def with_options(options: type, *, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
-    """Decorate a command taking ``**options`` so that its CLI has every field of ``options``."""
+def with_options(options: type, *, exclude: tuple[str, ...] = (),
+                 only: tuple[str, ...] | None = None,
+                 unset: bool = False) -> Callable[[Callable], Callable]:
+    """Decorate a command taking ``**options`` so that its CLI has every field of ``options``
+    (or the ``only`` ones). ``unset``: each option defaults to ``None`` and passes only when given
+    (overrides of a preset, as ``rmvalues train`` takes :class:`TrainConfig` fields)."""
     from rmvalues.runs.options import cli_fields
 
     def decorate(command: Callable) -> Callable:
@@ -33,8 +37,10 @@ def with_options(options: type, *, exclude: tuple[str, ...] = ()) -> Callable[[C
         params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own.parameters.values()
                   if p.kind is not inspect.Parameter.VAR_KEYWORD]
         for name, kind, default, help_text, flag in cli_fields(options):
-            if name in exclude:
+            if name in exclude or (only is not None and name not in only):
                 continue
+            if unset:
+                kind, default = kind | None, None
             info = typer.Option(flag, help=help_text) if flag else typer.Option(help=help_text)
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                             annotation=Annotated[kind, info]))

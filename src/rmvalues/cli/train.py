@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from rmvalues.cli._options import PromptsOption, with_options
+from rmvalues.training.config import SweepOptions, TrainConfig, TrainOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +37,8 @@ def _set(option: list[str] | None) -> dict[str, object]:
     return out
 
 
+@with_options(TrainConfig, only=TrainConfig.CLI, unset=True)
+@with_options(TrainOptions)
 def train_command(
     base: Annotated[str, typer.Option(help="Base model: hub id, registry key, model folder, or "
                                            "asset:NAME (a bundled small model, GGUF found).")],
@@ -48,78 +53,44 @@ def train_command(
         help="paper (the paper's recipe: lr 1e-5, 2 epochs, 16 pairs per step) | cpu-small (lr "
              "1e-3, 60 steps of 4 pairs, LoRA r 8, no gradient checkpointing, a log line per "
              "step). Options below override it.")] = "paper",
-    every: Annotated[int | None, typer.Option(
-        help="Keep every N-th pair (the paper's step sizes 64/32/16/8).")] = None,
-    size: Annotated[int | None, typer.Option(help="Keep a seeded random subset of this size.")] = None,
-    data_config: Annotated[str | None, typer.Option(
-        help="Hub dataset config (default: 'all' for llm-blender/Unified-Feedback).")] = None,
-    gguf_file: Annotated[str | None, typer.Option(help="GGUF weights file inside --base.")] = None,
-    chat_template: Annotated[str | None, typer.Option(
-        help="Chat template (.jinja file or text) for tokenizers without one.")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(
-        help="Also save every N optimizer steps (step 0 and powers of two always).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (-1: the epochs).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Training epochs (paper: 2).")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate (paper: 1e-5).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Drop pairs longer than this (tokens).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (head init, data order, subsampling).")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: transformers').")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Any other TrainConfig field, name=value (repeatable).")] = None,
     no_resume: Annotated[bool, typer.Option(
         "--no-resume", help="Refuse to continue an interrupted run in --out.")] = False,
     seeds: Annotated[str | None, typer.Option(
         help="Train once per seed (comma-separated, e.g. 1,2,3) into OUT/seed-N; overrides --seed.")] = None,
-    counterbalance: Annotated[str | None, typer.Option(
-        help="Lexicon whose Agency/Communion words are balanced in the data before training (see "
-             "--counterbalance-mode); the report is written to OUT/counterbalance.json.")] = None,
-    counterbalance_mode: Annotated[str, typer.Option(
-        help="swap (add each pair with Agency<->Communion words swapped) | duplicate (repeat "
-             "minority-direction pairs).")] = "swap",
-    objective: Annotated[str, typer.Option(
-        help="bt: Bradley-Terry; grm: BT + text-generation regulariser with GRM's value head "
-             "(the paper's method = GRM; weight 0.01, beta 0.1; no resume).")] = "bt",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar / progress lines.")] = False,
+    **options: Any,
 ) -> None:
     """Train a Bradley–Terry (or GRM-objective) LoRA reward model (paper defaults, or --preset
     cpu-small); BT runs resume on re-run. Each checkpoint gets a model card and can be audited as it
     is (--model RUN)."""
     from rmvalues.errors import InputError
     from rmvalues.models.checkpoints import local_base
-    from rmvalues.training.config import TrainConfig
     from rmvalues.training.trainer import train_reward_model
 
-    given = {"checkpoint_every": checkpoint_every, "max_steps": max_steps, "num_train_epochs": epochs,
-             "learning_rate": learning_rate, "max_length": max_length, "seed": seed}
+    given = {k: options.pop(k) for k in TrainConfig.CLI}
+    opts = TrainOptions(**TrainOptions.pick(options))
     config = TrainConfig.preset(preset).replace(
         **{k: v for k, v in given.items() if v is not None}, **_set(set_))
-    base, gguf_file = local_base(base, gguf_file)  # asset:NAME, a bundled name, a GGUF folder
-    if objective not in ("bt", "grm"):
-        raise InputError(f"--objective {objective!r}: choose bt or grm.")
-    if objective == "grm":
+    base, gguf_file = local_base(base, opts.gguf_file)  # asset:NAME, a bundled name, a GGUF folder
+    kwargs = {**opts.train_kwargs(), "gguf_file": gguf_file}
+    if opts.objective == "grm":
         from rmvalues.training.grm import train_grm_reward_model
 
-        if seeds or counterbalance:
+        if seeds or opts.counterbalance:
             raise InputError("--objective grm trains one run: --seeds and --counterbalance work "
                              "with the bt objective.")
-        result = train_grm_reward_model(base, data, out, config, every=every, size=size,
-                                        data_config=data_config, gguf_file=gguf_file,
-                                        chat_template=chat_template, device=device)
-        typer.echo(result.summary)
+        typer.echo(train_grm_reward_model(base, data, out, config, **kwargs).summary)
         return
-    if counterbalance:
-        import json
-
-        from rmvalues.io import atomic_write_text
-        from rmvalues.store.shards import check_writable
+    report = None
+    if opts.counterbalance:
         from rmvalues.training.data import read_records
         from rmvalues.training.seeds import counterbalance_records
 
-        records, source = read_records(data, config=data_config)
-        data, report = counterbalance_records(records, counterbalance, mode=counterbalance_mode,
-                                              seed=config.seed)
-        atomic_write_text(check_writable(out) / "counterbalance.json",
-                          json.dumps({"source": source, **report.to_dict()}, indent=2))
+        records, source = read_records(data, config=opts.data_config)
+        data, report = counterbalance_records(records, opts.counterbalance,
+                                              mode=opts.counterbalance_mode, seed=config.seed)
         typer.echo(f"counterbalanced: signal {report.signal_before} -> {report.signal_after} "
                    f"({report.added} pair(s) added)")
     callbacks = []
@@ -127,9 +98,7 @@ def train_command(
         from rmvalues.progress import training_callback
 
         callbacks.append(training_callback(f"training {Path(out).name}"))
-    kwargs = {"every": every, "size": size, "data_config": data_config, "gguf_file": gguf_file,
-              "chat_template": chat_template, "device": device, "resume": not no_resume,
-              "callbacks": callbacks}
+    kwargs.update(resume=not no_resume, callbacks=callbacks)
     if seeds:
         from rmvalues.training.seeds import train_seeds
 
@@ -137,25 +106,31 @@ def train_command(
             chosen = [int(s) for s in seeds.split(",")]
         except ValueError:
             raise InputError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 1,2,3.") from None
-        for result in train_seeds(base, data, out, config, seeds=chosen, **kwargs):
-            typer.echo(result.summary)
-        return
-    result = train_reward_model(base, data, out, config, **kwargs)
-    typer.echo(result.summary)
+        results = train_seeds(base, data, out, config, seeds=chosen, **kwargs)
+    else:
+        results = [train_reward_model(base, data, out, config, **kwargs)]
+    if report is not None:  # beside a run that was accepted and finished
+        import json
+
+        from rmvalues.io import atomic_write_text
+
+        atomic_write_text(Path(out) / "counterbalance.json",
+                          json.dumps({"source": source, **report.to_dict()}, indent=2))
+    for result in results:
+        typer.echo(result.summary)
 
 
+@with_options(SweepOptions)
 def sweep_command(
     train_dir: Annotated[Path, typer.Argument(help="A `rmvalues train` run folder.")],
-    out: Annotated[Path, typer.Option(help="Output folder (step-N tables, sweep.parquet).")],
-    prompts: Annotated[str, typer.Option(help="Prompt set name or YAML file.")] = "paper-54",
+    out: Annotated[Path, typer.Option(help="Output folder (unit shards, sweep.parquet).")],
+    prompts: PromptsOption = "paper-54",
     candidates: Annotated[str, typer.Option(
         help="vocab | vocab:START-END (ids START to END, both included) | lexicon:NAME | file:PATH.")] = "vocab",
     steps: Annotated[str | None, typer.Option(
         help="Comma-separated steps to score (default: every checkpoint).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Candidates per forward batch.")] = 64,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present).")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 | float16.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    **options: Any,
 ) -> None:
     """Score every checkpoint of a training run; the table feeds the Fig 4/5 summaries."""
     from rmvalues.errors import InputError
@@ -165,8 +140,8 @@ def sweep_command(
         chosen = [int(s) for s in steps.split(",")] if steps else None
     except ValueError:
         raise InputError(f"--steps {steps!r}: give comma-separated integers, e.g. 0,64,128.") from None
-    result = sweep(train_dir, prompts, candidates, out, steps=chosen, batch_size=batch_size,
-                   device=device, dtype=dtype, progress=not quiet)
+    result = sweep(train_dir, prompts, candidates, out, steps=chosen, progress=not quiet,
+                   **options)
     typer.echo(result.summary)
 
 
@@ -185,7 +160,6 @@ def inject_command(
         "--set", help="TrainConfig field, name=value (repeatable).")] = None,
 ) -> None:
     """RM-level value injection: train A-over-B preferences, test the audit finds them held out."""
-    from rmvalues.training.config import TrainConfig
     from rmvalues.training.injection import run_injection
 
     result = run_injection(base, out, lexicon=lexicon, category_a=category_a,

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,43 @@ class UnitWorker:
             if on_unit is not None:
                 on_unit(unit)
         return written
+
+
+@dataclass
+class LocalRun:
+    """What :func:`run_locally` did: every unit's frame (in plan order) and the counts."""
+
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    resumed: int = 0
+    scored: int = 0
+    scoring_seconds: float = 0.0
+
+
+def run_locally(worker: UnitWorker, *, on_batch: Callable[[int], None] | None = None,
+                on_scored: Callable[[Unit], None] | None = None) -> LocalRun:
+    """Every unit of ``worker``'s plan in this process: a finished shard is read back (and
+    ``on_batch`` told its size), the rest are scored and written; ``on_scored`` follows each new one.
+
+    The resume loop of ``rmvalues score`` and of checkpoint sweeps.
+    """
+    import time
+
+    plan, done = worker.plan, LocalRun()
+    for unit in plan.units:
+        frame = plan.load(unit)
+        if frame is not None:
+            done.resumed += 1
+            if on_batch is not None:
+                on_batch(unit.size)
+        else:
+            tick = time.perf_counter()
+            frame = worker.score_unit(unit, on_batch=on_batch)
+            done.scoring_seconds += time.perf_counter() - tick
+            done.scored += unit.size
+            if on_scored is not None:
+                on_scored(unit)
+        done.frames.append(frame)
+    return done
 
 
 def score_shard(engine: Any, prompt_id: str, split: ChatSplit, candidates: CandidateSet, *,

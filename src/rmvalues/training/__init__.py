@@ -2,8 +2,9 @@
 sweeps through the scoring engine, and value injection (the audit checking itself).
 
 Needs the ``[train]`` extra (trl, peft, datasets); those and torch are imported only by the
-functions that use them, so importing this package is cheap. Sweeps: ``rmvalues.training.sweep.sweep`` (the function is
-not re-exported here, so the module name stays the module).
+functions that use them, so importing this package is cheap. Sweeps:
+``rmvalues.training.sweep.sweep``, a plan of (checkpoint, prompt) units (:mod:`rmvalues.runs.sweep`;
+the function is not re-exported here, so the module name stays the module).
 """
 
 from rmvalues.training.config import TrainConfig

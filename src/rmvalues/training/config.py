@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rmvalues.errors import InputError
+from rmvalues.runs.options import Options, about
 
 if TYPE_CHECKING:  # pragma: no cover
     from peft import LoraConfig
@@ -28,31 +29,47 @@ class TrainConfig:
     """Every setting of a training run; ``TrainConfig()`` is the paper's recipe."""
 
     # LoRA
-    lora_r: int = 32
-    lora_alpha: int = 64
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    modules_to_save: tuple[str, ...] = ("score",)
+    lora_r: int = field(default=32, metadata=about("LoRA rank."))
+    lora_alpha: int = field(default=64, metadata=about("LoRA alpha (scale = alpha / r)."))
+    lora_dropout: float = field(default=0.05, metadata=about("Dropout on the LoRA inputs."))
+    target_modules: tuple[str, ...] = field(default=("q_proj", "k_proj", "v_proj", "o_proj"),
+                                            metadata=about("Modules that get LoRA adapters."))
+    modules_to_save: tuple[str, ...] = field(default=("score",), metadata=about(
+        "Modules trained in full and saved with the adapter (the score head)."))
     # optimisation
-    learning_rate: float = 1e-5
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.03
-    max_grad_norm: float = 5.0
-    per_device_train_batch_size: int = 4
-    gradient_accumulation_steps: int = 4
-    num_train_epochs: float = 2.0
-    max_steps: int = -1  # > 0 overrides the epochs
-    bf16: bool | Literal["auto"] = "auto"
-    seed: int = 1
-    max_length: int = 1024
+    learning_rate: float = field(default=1e-5, metadata=about(
+        "Peak learning rate (paper: 1e-5)."))
+    lr_scheduler_type: str = field(default="cosine", metadata=about("Learning-rate schedule."))
+    warmup_ratio: float = field(default=0.03, metadata=about("Warm-up share of the steps."))
+    max_grad_norm: float = field(default=5.0, metadata=about("Gradient-norm clip."))
+    per_device_train_batch_size: int = field(default=4, metadata=about("Pairs per device step."))
+    gradient_accumulation_steps: int = field(default=4, metadata=about(
+        "Device steps per optimizer step."))
+    num_train_epochs: float = field(default=2.0, metadata=about(
+        "Training epochs (paper: 2).", flag="--epochs"))
+    max_steps: int = field(default=-1, metadata=about(
+        "Stop after this many steps (-1: the epochs)."))  # > 0 overrides the epochs
+    bf16: bool | Literal["auto"] = field(default="auto", metadata=about(
+        "bf16 training: true, false, or auto (where the GPU has it)."))
+    seed: int = field(default=1, metadata=about("Seed (head init, data order, subsampling)."))
+    max_length: int = field(default=1024, metadata=about("Drop pairs longer than this (tokens)."))
     # checkpoints: step 0, powers of two, every N steps (0 = off), and the last step
-    checkpoint_powers_of_two: bool = True
-    checkpoint_every: int = 0
-    checkpoint_last: bool = True
+    checkpoint_powers_of_two: bool = field(default=True, metadata=about(
+        "Save at powers of two."))
+    checkpoint_every: int = field(default=0, metadata=about(
+        "Also save every N optimizer steps (step 0 and powers of two always)."))
+    checkpoint_last: bool = field(default=True, metadata=about("Save the last step."))
     # tokenizer / data
-    pad_token: str = DEFAULT_PAD_TOKEN
-    logging_steps: int = 10
-    extra: dict[str, Any] = field(default_factory=dict)  # passed to trl.RewardConfig as is
+    pad_token: str = field(default=DEFAULT_PAD_TOKEN, metadata=about(
+        "Pad token added to tokenizers without one (never EOS)."))
+    logging_steps: int = field(default=10, metadata=about("Log every N steps."))
+    extra: dict[str, Any] = field(default_factory=dict, metadata=about(
+        "More trl.RewardConfig arguments, passed as they are."))
+
+    #: The fields ``rmvalues train`` offers as options of their own (the rest go through --set);
+    #: unset, they keep the preset's value.
+    CLI: ClassVar[tuple[str, ...]] = ("checkpoint_every", "max_steps", "num_train_epochs",
+                                      "learning_rate", "max_length", "seed")
 
     def __post_init__(self) -> None:
         checks = [
@@ -157,3 +174,58 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "max_length": 256, "logging_steps": 1, "checkpoint_every": 30,
                   "extra": {"gradient_checkpointing": False}},
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions(Options):
+    """How ``rmvalues train`` sets a run up around its :class:`TrainConfig` recipe: the data
+    selection, the base model's files, the device and the objective."""
+
+    every: int | None = field(default=None, metadata=about(
+        "Keep every N-th pair (the paper's step sizes 64/32/16/8)."))
+    size: int | None = field(default=None, metadata=about(
+        "Keep a seeded random subset of this size."))
+    data_config: str | None = field(default=None, metadata=about(
+        "Hub dataset config (default: 'all' for llm-blender/Unified-Feedback)."))
+    gguf_file: str | None = field(default=None, metadata=about("GGUF weights file inside --base."))
+    chat_template: str | None = field(default=None, metadata=about(
+        "Chat template (.jinja file or text) for tokenizers without one."))
+    device: str | None = field(default=None, metadata=about(
+        "cpu, cuda, ... (default: transformers')."))
+    counterbalance: str | None = field(default=None, metadata=about(
+        "Lexicon whose Agency/Communion words are balanced in the data before training (see "
+        "--counterbalance-mode); the report is written to OUT/counterbalance.json."))
+    counterbalance_mode: str = field(default="swap", metadata=about(
+        "swap (add each pair with Agency<->Communion words swapped) | duplicate (repeat "
+        "minority-direction pairs)."))
+    objective: str = field(default="bt", metadata=about(
+        "bt: Bradley-Terry; grm: BT + text-generation regulariser with GRM's value head "
+        "(the paper's method = GRM; weight 0.01, beta 0.1; no resume)."))
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("bt", "grm"):
+            raise InputError(f"--objective {self.objective!r}: choose bt or grm.")
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~rmvalues.training.trainer.train_reward_model` (and of
+        the GRM trainer, which takes the same)."""
+        return {"every": self.every, "size": self.size, "data_config": self.data_config,
+                "gguf_file": self.gguf_file, "chat_template": self.chat_template,
+                "device": self.device}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOptions(Options):
+    """How a checkpoint sweep loads and runs each checkpoint (``rmvalues sweep``,
+    :func:`rmvalues.training.sweep.sweep`)."""
+
+    batch_size: int = field(default=64, metadata=about("Candidates per forward batch."))
+    device: str | None = field(default=None, metadata=about(
+        "cpu, cuda, ... (default: cuda if present)."))
+    dtype: str | None = field(default=None, metadata=about("float32 | bfloat16 | float16."))
+    name: str | None = field(default=None, metadata=about(
+        "Model name in the table (default: the run folder's name).", cli=False))
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1 (got {self.batch_size}).")

@@ -183,6 +183,7 @@ def train_grm_reward_model(
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from rmvalues.io import staged_folder
     from rmvalues.models.loading import resolve_source
     from rmvalues.store.manifest import build_manifest, write_manifest
     from rmvalues.store.shards import check_writable
@@ -203,98 +204,101 @@ def train_grm_reward_model(
     config = config or TrainConfig()
     if not isinstance(base, BaseModel):
         base = BaseModel(str(base), gguf_file=gguf_file, chat_template=chat_template)
-    out = check_writable(out)
-    if checkpoint_dirs(out, complete=False):
-        raise InputError(f"{out} already holds checkpoints; GRM runs do not resume, use a new "
+    final = check_writable(out, create=False)
+    if checkpoint_dirs(final, complete=False):
+        raise InputError(f"{final} already holds checkpoints; GRM runs do not resume, use a new "
                          "--out folder.")
-    started = time.perf_counter()
-    base = pin_base(base)
-    tokenizer = load_base_tokenizer(base)
-    pairs = load_preference_data(data, tokenizer, every=every, size=size, seed=config.seed,
-                                 max_length=config.max_length, config=data_config,
-                                 chat_template=base.chat_template)
-    if len(pairs) < 1:
-        raise InputError("no preference pairs to train on.")
-    torch.manual_seed(config.seed)
-    local_dir, _ = resolve_source(base.source, base.revision, None)
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
-    kwargs.update({"gguf_file": base.gguf_file} if base.gguf_file else {"use_safetensors": True})
-    lm = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
-    pad = apply_pad_policy(tokenizer, lm, config.pad_token)
-    lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
-                      bias="none")
-    lm = get_peft_model(lm, lora)
-    lm.peft_config["default"].base_model_name_or_path = ""
-    v_head = build_value_head(int(lm.config.hidden_size), settings)
-    if device:
-        lm.to(device)
-        v_head.to(device)
-    model = GRMModel(lm, v_head, settings.dropout)
-    batch = config.per_device_train_batch_size
-    accumulate = config.gradient_accumulation_steps
-    per_epoch = max(1, len(pairs) // (batch * accumulate))
-    total = config.max_steps if config.max_steps > 0 else int(per_epoch * config.num_train_epochs)
-    optimizer = torch.optim.AdamW(list(model.parameters()), lr=config.learning_rate)
-    warmup = max(1, int(config.warmup_ratio * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    schedule = CheckpointSchedule(powers_of_two=config.checkpoint_powers_of_two,
-                                  every=config.checkpoint_every,
-                                  include_last=config.checkpoint_last)
-    save_at = set(schedule.steps(total))
-    fields = {"objective": "grm", "grm": settings.__dict__, "base": base.to_dict(), "pad": pad,
-              "config": config.to_dict(), "data": pairs.provenance(),
-              "sft_mask": "common prefix of chosen and rejected ids"}
-    write_manifest(out / MANIFEST_NAME, build_manifest("rm-train-run", **fields, status="running"))
+    # No resume: the run is written in a staged folder and swapped in whole when it finishes, so
+    # a refused or crashed run leaves nothing behind.
+    with staged_folder(final, "rm-train-run") as stage:
+        started = time.perf_counter()
+        base = pin_base(base)
+        tokenizer = load_base_tokenizer(base)
+        pairs = load_preference_data(data, tokenizer, every=every, size=size, seed=config.seed,
+                                     max_length=config.max_length, config=data_config,
+                                     chat_template=base.chat_template)
+        if len(pairs) < 1:
+            raise InputError("no preference pairs to train on.")
+        torch.manual_seed(config.seed)
+        local_dir, _ = resolve_source(base.source, base.revision, None)
+        kwargs: dict[str, Any] = {"dtype": torch.float32}
+        kwargs.update({"gguf_file": base.gguf_file} if base.gguf_file else {"use_safetensors": True})
+        lm = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
+        pad = apply_pad_policy(tokenizer, lm, config.pad_token)
+        lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
+                          lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
+                          bias="none")
+        lm = get_peft_model(lm, lora)
+        lm.peft_config["default"].base_model_name_or_path = ""
+        v_head = build_value_head(int(lm.config.hidden_size), settings)
+        if device:
+            lm.to(device)
+            v_head.to(device)
+        model = GRMModel(lm, v_head, settings.dropout)
+        batch = config.per_device_train_batch_size
+        accumulate = config.gradient_accumulation_steps
+        per_epoch = max(1, len(pairs) // (batch * accumulate))
+        total = config.max_steps if config.max_steps > 0 else int(per_epoch * config.num_train_epochs)
+        optimizer = torch.optim.AdamW(list(model.parameters()), lr=config.learning_rate)
+        warmup = max(1, int(config.warmup_ratio * total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / warmup))
+        schedule = CheckpointSchedule(powers_of_two=config.checkpoint_powers_of_two,
+                                      every=config.checkpoint_every,
+                                      include_last=config.checkpoint_last)
+        save_at = set(schedule.steps(total))
+        fields = {"objective": "grm", "grm": settings.__dict__, "base": base.to_dict(), "pad": pad,
+                  "config": config.to_dict(), "data": pairs.provenance(),
+                  "sft_mask": "common prefix of chosen and rejected ids"}
+        write_manifest(stage / MANIFEST_NAME, build_manifest("rm-train-run", **fields, status="running"))
 
-    def save(step: int) -> None:
-        from safetensors.torch import save_file
+        def save(step: int) -> None:
+            from safetensors.torch import save_file
 
-        from rmvalues.training.trainer import save_added_embeddings
+            from rmvalues.training.trainer import save_added_embeddings
 
-        folder = out / f"{CHECKPOINT_PREFIX}{step}"
-        lm.save_pretrained(str(folder))
-        save_added_embeddings(lm, pad, folder)
-        save_file({f"v_head.{k}": v.detach().cpu().contiguous()
-                   for k, v in v_head.state_dict().items()}, str(folder / V_HEAD_FILE))
-        tokenizer.save_pretrained(str(folder))
-        write_manifest(folder / MANIFEST_NAME, build_manifest(
-            "rm-train-checkpoint", step=step, total_steps=total, **fields))
+            folder = stage / f"{CHECKPOINT_PREFIX}{step}"
+            lm.save_pretrained(str(folder))
+            save_added_embeddings(lm, pad, folder)
+            save_file({f"v_head.{k}": v.detach().cpu().contiguous()
+                       for k, v in v_head.state_dict().items()}, str(folder / V_HEAD_FILE))
+            tokenizer.save_pretrained(str(folder))
+            write_manifest(folder / MANIFEST_NAME, build_manifest(
+                "rm-train-checkpoint", step=step, total_steps=total, **fields))
 
-    generator = torch.Generator().manual_seed(config.seed)
-    order: list[int] = []
-    history = []
-    dev = device or "cpu"
-    if 0 in save_at:
-        save(0)
-    model.train()
-    for step in range(1, total + 1):
-        optimizer.zero_grad()
-        for _ in range(accumulate):
-            if len(order) < batch:
-                order += torch.randperm(len(pairs), generator=generator).tolist()
-            chosen = [order.pop(0) for _ in range(batch)]
-            ids, mask, labels = collate([(pairs.chosen_ids[i], pairs.rejected_ids[i])
-                                         for i in chosen], pad["pad_token_id"])
-            logits, rewards = model(ids.to(dev), mask.to(dev))
-            loss = grm_loss(logits, rewards, labels.to(dev), weight_ratio=settings.weight_ratio,
-                            beta=settings.beta) / accumulate
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(model.parameters()), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        history.append({"step": step, "loss": float(loss.detach()) * accumulate})
-        if step in save_at:
-            save(step)
-    steps = list(checkpoint_dirs(out))
-    write_manifest(out / MANIFEST_NAME, build_manifest(
-        "rm-train-run", **fields, status="finished", total_steps=total, checkpoints=steps,
-        log_history=history))
-    summary = (f"trained {total} GRM step(s) on {len(pairs):,} pairs in "
-               f"{time.perf_counter() - started:.1f}s; {len(steps)} checkpoints -> {out}")
-    return TrainResult(out=out, steps=steps, total_steps=total, resumed_from=None, summary=summary,
-                       log_history=history, model=model, tokenizer=tokenizer)
+        generator = torch.Generator().manual_seed(config.seed)
+        order: list[int] = []
+        history = []
+        dev = device or "cpu"
+        if 0 in save_at:
+            save(0)
+        model.train()
+        for step in range(1, total + 1):
+            optimizer.zero_grad()
+            for _ in range(accumulate):
+                if len(order) < batch:
+                    order += torch.randperm(len(pairs), generator=generator).tolist()
+                chosen = [order.pop(0) for _ in range(batch)]
+                ids, mask, labels = collate([(pairs.chosen_ids[i], pairs.rejected_ids[i])
+                                             for i in chosen], pad["pad_token_id"])
+                logits, rewards = model(ids.to(dev), mask.to(dev))
+                loss = grm_loss(logits, rewards, labels.to(dev), weight_ratio=settings.weight_ratio,
+                                beta=settings.beta) / accumulate
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            history.append({"step": step, "loss": float(loss.detach()) * accumulate})
+            if step in save_at:
+                save(step)
+        steps = list(checkpoint_dirs(stage))
+        write_manifest(stage / MANIFEST_NAME, build_manifest(
+            "rm-train-run", **fields, status="finished", total_steps=total, checkpoints=steps,
+            log_history=history))
+        summary = (f"trained {total} GRM step(s) on {len(pairs):,} pairs in "
+                   f"{time.perf_counter() - started:.1f}s; {len(steps)} checkpoints -> {final}")
+        return TrainResult(out=final, steps=steps, total_steps=total, resumed_from=None,
+                           summary=summary, log_history=history, model=model, tokenizer=tokenizer)
 
 
 class GRMCheckpointModels:

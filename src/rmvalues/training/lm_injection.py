@@ -197,6 +197,7 @@ def validate_metrics(
     import torch
 
     from rmvalues.engines.logprobs import compute_logprobs
+    from rmvalues.io import check_replaceable, staged_folder
     from rmvalues.models.lm import load_causal_lm
     from rmvalues.models.loading import placement_device
     from rmvalues.models.tokenizers import decoded_vocabulary
@@ -204,7 +205,7 @@ def validate_metrics(
     from rmvalues.store.shards import check_writable
 
     started = time.perf_counter()
-    out = check_writable(out)
+    check_replaceable(check_writable(out, create=False), "lm-metric-validation")  # before loading
     device = placement_device(device)
     train, held_out = chosen.train, chosen.held_out
     lm = load_causal_lm(base, gguf_file=gguf_file, device=device)
@@ -217,22 +218,24 @@ def validate_metrics(
     kwargs = {"kind": "pretrained", "template": template, "tokens": tokens, "batch_size": 8}
     base_run = compute_logprobs(lm.model, lm.tokenizer, held_out, model_name=f"{lm.name}", **kwargs)
     token_ids = injected_token_ids(lm.tokenizer, words)
-    torch.manual_seed(config.seed)
-    tuned, history = tune_lm(lm.model, lm.tokenizer, sft_records(train, words), out / "adapter",
-                             config)
-    tuned_run = compute_logprobs(tuned, lm.tokenizer, held_out, model_name=f"{lm.name}-tuned",
-                                 **kwargs)
-    table = metric_sensitivity(base_run, tuned_run, token_ids, metrics)
-    table.to_parquet(out / "metric_sensitivity.parquet", index=False)
-    table.to_csv(out / "metric_sensitivity.csv", index=False)
     from rmvalues.training.injection_setups import write_fig_a3
 
-    write_fig_a3(base_run, tuned_run, token_ids, out, metrics)
-    write_manifest(out / "manifest.json", build_manifest(
-        "lm-metric-validation", base=str(base), gguf_file=gguf_file, config=config.__dict__,
-        setup=setup,
-        words=list(words), token_ids=token_ids, held_out=held_out, tuning_prompts=train,
-        template=chosen.template, log_history=history))
+    # One-shot output: written in a staged folder and swapped in whole when complete.
+    with staged_folder(out, "lm-metric-validation") as stage:
+        torch.manual_seed(config.seed)
+        tuned, history = tune_lm(lm.model, lm.tokenizer, sft_records(train, words),
+                                 stage / "adapter", config)
+        tuned_run = compute_logprobs(tuned, lm.tokenizer, held_out,
+                                     model_name=f"{lm.name}-tuned", **kwargs)
+        table = metric_sensitivity(base_run, tuned_run, token_ids, metrics)
+        table.to_parquet(stage / "metric_sensitivity.parquet", index=False)
+        table.to_csv(stage / "metric_sensitivity.csv", index=False)
+        write_fig_a3(base_run, tuned_run, token_ids, stage, metrics)
+        write_manifest(stage / "manifest.json", build_manifest(
+            "lm-metric-validation", base=str(base), gguf_file=gguf_file, config=config.__dict__,
+            setup=setup,
+            words=list(words), token_ids=token_ids, held_out=held_out, tuning_prompts=train,
+            template=chosen.template, log_history=history))
     best = table.sort_values("mean_rank").iloc[0]
     elapsed = time.perf_counter() - started
     summary = (f"injected {len(words)} words into {lm.name} ({config.max_steps} steps); on "

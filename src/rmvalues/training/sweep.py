@@ -1,6 +1,7 @@
 """Checkpoint sweeps: score every checkpoint of a training run with the scoring engine.
 
-The base model is loaded once; each checkpoint's LoRA adapter and score head are swapped in (peft
+A sweep is a scoring run whose units are (checkpoint, prompt) (:mod:`rmvalues.runs.sweep`): the
+same shard keys, worker, resume and shard store as ``rmvalues score``. The base model is loaded once; each checkpoint's LoRA adapter and score head are swapped in (peft
 adapters by name), and the engine runs the adapted backbone with the checkpoint's head. The long
 table gains a ``checkpoint`` column (the optimizer step), so it feeds
 :func:`rmvalues.analysis.checkpoint_units` (median rank per checkpoint and category, Fig 4a) and
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
     from rmvalues.models.loading import RewardModel
+    from rmvalues.runs.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,12 @@ def reward_model_from_parts(backbone: nn.Module, head: Any, tokenizer: PreTraine
 
     return RewardModel(name=name, source=source, backbone=backbone.eval(), head=head,
                        tokenizer=tokenizer, fingerprint=run_key,
-                       extra={"checkpoint": step, "train_run_key": run_key})
+                       extra=_checkpoint_extra(step, run_key))
+
+
+def _checkpoint_extra(step: int | None, run_key: str | None) -> dict[str, Any]:
+    """The provenance fields that tell a run's checkpoints apart (they enter the shard keys)."""
+    return {"checkpoint": step, "train_run_key": run_key}
 
 
 def trained_reward_model(peft_model: nn.Module, tokenizer: PreTrainedTokenizerBase,
@@ -192,6 +199,36 @@ class SweepResult:
     steps: list[int]
 
 
+class CheckpointLoader:
+    """A run's checkpoints for a sweep: loaded for scoring, or probed for planning.
+
+    Planning loads one checkpoint; the others are it with their own source, step and run key (all
+    that differs between a run's checkpoints; the tests hold this equal to loading each one).
+    """
+
+    def __init__(self, models: Any) -> None:
+        self.models = models
+        self._first: tuple[int, RewardModel] | None = None
+
+    def load(self, checkpoint: Checkpoint) -> RewardModel:
+        if self._first is not None and self._first[0] == checkpoint.step:
+            return self._first[1]
+        return self.models.reward_model(checkpoint)
+
+    def probe(self, checkpoint: Checkpoint) -> RewardModel:
+        from dataclasses import replace
+
+        if self._first is None:
+            self._first = (checkpoint.step, self.models.reward_model(checkpoint))
+        run_key = checkpoint.fields.get("run_key")
+        return replace(self._first[1], source=str(checkpoint.path), fingerprint=run_key,
+                       extra=_checkpoint_extra(checkpoint.step, run_key))
+
+    def probes(self, chosen: Sequence[Checkpoint]) -> dict[int, Any]:
+        """``{step: () -> model}``, as :func:`rmvalues.runs.sweep.make_sweep_plan` takes them."""
+        return {c.step: (lambda c=c: self.probe(c)) for c in chosen}
+
+
 def sweep(
     train_dir: str | Path,
     prompts: Any = "paper-54",
@@ -199,50 +236,70 @@ def sweep(
     out: str | Path | None = None,
     *,
     steps: Sequence[int] | None = None,
-    batch_size: int = 64,
-    device: str | None = None,
-    dtype: str | None = None,
-    name: str | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> SweepResult:
     """Score every checkpoint (or ``steps``) of ``train_dir`` on ``prompts`` × ``candidates``.
 
-    Returns the long score table with a ``checkpoint`` column; with ``out``, each checkpoint's
-    table is written as ``step-N.parquet`` (re-running skips finished ones) and all of them as
-    ``sweep.parquet``, each with its manifest.
+    ``options``: fields of :class:`~rmvalues.training.config.SweepOptions` (batch_size, device,
+    dtype, name). Runs a plan whose units are (checkpoint, prompt) (:mod:`rmvalues.runs.sweep`):
+    with ``out``, each unit is a resumable shard under ``OUT/shards/`` (re-running scores only
+    what is missing; the ``step-N-<key>.parquet`` tables of earlier versions are taken over), and
+    the long table with a ``checkpoint`` column is written last as ``sweep.parquet`` with its
+    manifest. Nothing is created in ``out`` before the inputs are checked.
     """
     import pandas as pd
 
-    from rmvalues.api import score
     from rmvalues.io import atomic_path
+    from rmvalues.runs import RunSpec, UnitWorker, early_candidates
+    from rmvalues.runs.sweep import make_sweep_plan
+    from rmvalues.runs.worker import run_locally
     from rmvalues.store.manifest import build_manifest, write_manifest
     from rmvalues.store.shards import check_writable
+    from rmvalues.training.config import SweepOptions
 
     started = time.perf_counter()
+    opts = SweepOptions(**SweepOptions.pick(options))
     if out is not None:
-        out = check_writable(out)
+        out = check_writable(out, create=False)  # an early error leaves no empty folder behind
     chosen = list_checkpoints(train_dir, steps)
+    spec = RunSpec.build(str(train_dir), prompts, early_candidates(candidates),
+                         batch_size=opts.batch_size)
     if chosen[0].fields.get("objective") == "grm":  # a GRM run: causal LM + value head
         from rmvalues.training.grm import GRMCheckpointModels
 
-        models = GRMCheckpointModels(train_dir, device=device, dtype=dtype, name=name)
+        models = GRMCheckpointModels(train_dir, device=opts.device, dtype=opts.dtype,
+                                     name=opts.name)
     else:
-        models = CheckpointModels(train_dir, device=device, dtype=dtype, name=name)
-    key = _sweep_key(prompts, candidates, models, dtype)
-    frames = []
-    for checkpoint in chosen:
-        # The file name carries the settings, so a re-run with other prompts/candidates rescores.
-        path = (Path(out) / f"step-{checkpoint.step}-{key}.parquet" if out is not None else None)
-        if path is not None and path.is_file():
-            frames.append(pd.read_parquet(path))
-            continue
-        rm = models.reward_model(checkpoint)
-        result = score(rm, prompts, candidates, None, batch_size=batch_size, progress=progress)
-        frame = result.table.assign(checkpoint=checkpoint.step)
-        if path is not None:
-            with atomic_path(path) as tmp:
-                frame.to_parquet(tmp, index=False)
-        frames.append(frame)
+        models = CheckpointModels(train_dir, device=opts.device, dtype=opts.dtype, name=opts.name)
+    key = legacy_sweep_key(prompts, candidates, models, opts.dtype)
+    loader = CheckpointLoader(models)
+    plan = make_sweep_plan(spec, loader.probes(chosen), out, lock=True)
+    frames, resumed = [], 0
+    bar = _progress(progress, sum(u.size for _, u in plan.units()), f"sweeping {models.name}")
+    try:
+        for checkpoint in chosen:
+            step_plan = plan.plans[checkpoint.step]
+            if out is not None and step_plan.remaining():
+                _take_over_legacy(step_plan, Path(out) / f"step-{checkpoint.step}-{key}.parquet")
+            stored = [] if step_plan.remaining() else [step_plan.load(u) for u in step_plan.units]
+            if stored and all(f is not None for f in stored):
+                resumed += len(stored)
+                bar.advance(sum(u.size for u in step_plan.units))
+            else:  # the checkpoint's remaining units (or a shard that failed verification)
+                worker = UnitWorker(spec, out, rm=loader.load(checkpoint), record_units=False,
+                                    lock=True)
+                try:
+                    run = run_locally(worker, on_batch=bar.advance)
+                finally:
+                    if worker.plan.store is not None:
+                        worker.plan.store.release()  # nested in the plan's lock: give it back first
+                resumed += run.resumed
+                stored = run.frames
+            frames.append(pd.concat(stored, ignore_index=True).assign(checkpoint=checkpoint.step))
+    finally:
+        bar.close()
+        plan.release()
     table = pd.concat(frames, ignore_index=True)
     written = None
     if out is not None:
@@ -252,14 +309,18 @@ def sweep(
             write_manifest(Path(out) / "sweep.manifest.json", build_manifest(
                 "rm-checkpoint-sweep", train_dir=str(train_dir), model=models.name,
                 steps=[c.step for c in chosen], run_key=chosen[0].fields.get("run_key"),
-                base=chosen[0].fields.get("base"), batch_size=batch_size, settings_key=key))
+                base=chosen[0].fields.get("base"), batch_size=opts.batch_size, settings_key=key))
     elapsed = time.perf_counter() - started
     summary = (f"swept {len(chosen)} checkpoint(s) of {models.name}: {len(table):,} scores in "
-               f"{elapsed:.1f}s" + (f" -> {written}" if written else ""))
+               f"{elapsed:.1f}s" + (f" ({resumed} unit(s) resumed)" if resumed else "")
+               + (f" -> {written}" if written else ""))
     return SweepResult(table=table, path=written, summary=summary, steps=[c.step for c in chosen])
 
 
-def _sweep_key(prompts: Any, candidates: Any, models: CheckpointModels, dtype: str | None) -> str:
+def legacy_sweep_key(prompts: Any, candidates: Any, models: CheckpointModels,
+                     dtype: str | None) -> str:
+    """The settings key of sweeps before they ran as a plan: named in the manifest
+    (``settings_key``) and in the ``step-N-<key>.parquet`` tables those sweeps left."""
     from rmvalues.prompts import prompt_pairs
     from rmvalues.store.manifest import stable_hash
 
@@ -273,3 +334,43 @@ def _sweep_key(prompts: Any, candidates: Any, models: CheckpointModels, dtype: s
     return stable_hash({"prompts": prompt_pairs(prompts, allow_system=True)[1], "candidates": content,
                         "name": models.name, "dtype": dtype, "device": models.device,
                         **({"systems": systems} if systems else {})}, length=10)
+
+
+def _progress(enabled: bool, total: int, description: str) -> Any:
+    from rmvalues.progress import Progress
+
+    return Progress(enabled, total, description)
+
+
+def _take_over_legacy(plan: Plan, path: Path) -> None:
+    """Turn a checkpoint's table left by a sweep of an earlier version (``step-N-<settings
+    key>.parquet``, same settings) into the plan's unit shards, then remove it; a table that does
+    not hold exactly the units' rows is left alone (with a warning) and the units are scored."""
+    import logging
+
+    import pandas as pd
+
+    from rmvalues.runs.keys import shard_manifest
+
+    if not path.is_file():
+        return
+    log = logging.getLogger("rmvalues.training")
+    context = plan.context
+    table = pd.read_parquet(path).drop(columns="checkpoint")
+    parts = {}
+    for unit in plan.remaining():
+        rows = table[table["prompt_id"] == unit.prompt_id].iloc[unit.start:unit.stop]
+        if list(rows["candidate"]) != list(context.subset(unit).texts) or rows["model"].ne(
+                context.model).any():
+            log.warning("%s does not hold the rows of unit %s of this sweep; it is scored again "
+                        "(delete the file to silence this)", path, unit.id)
+            return
+        parts[unit] = rows.reset_index(drop=True)
+    for unit, rows in parts.items():
+        split = context.splits[unit.prompt_id]
+        plan.store.save(unit.prompt_id, unit.key, rows, shard_manifest(
+            context.unit_config(unit), unit.prompt_id, context.texts[unit.prompt_id], unit.key,
+            split, taken_over_from=path.name))
+    path.unlink()
+    log.info("took over %s (a sweep table of an earlier version) as %d unit shard(s)", path.name,
+             len(parts))

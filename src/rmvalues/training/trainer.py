@@ -279,21 +279,34 @@ def train_reward_model(
     ``every``/``size`` subsample it (every N-th pair, or a seeded random subset). Everything about
     the data is checked before training starts. With ``resume`` (default) a folder holding an
     interrupted run of the same settings continues from its last checkpoint; a folder holding a
-    different run is refused. ``interrupt_after`` stops after the first save at or past that step
-    (raising :class:`TrainingInterrupted`), for testing resumption. ``callbacks``: more
-    ``transformers.TrainerCallback`` objects, run after the checkpoint callback.
+    different run is refused. Nothing is created in ``out`` before the inputs are checked, and the
+    folder is locked while the run writes it. ``interrupt_after`` stops after the first save at or
+    past that step (raising :class:`TrainingInterrupted`), for testing resumption. ``callbacks``:
+    more ``transformers.TrainerCallback`` objects, run after the checkpoint callback.
     """
-    import torch
-
-    from rmvalues.store.manifest import build_manifest, read_manifest, write_manifest
+    from rmvalues.io import output_lock
     from rmvalues.store.shards import check_writable
-    from rmvalues.training.data import PreferenceData, load_preference_data
-    from rmvalues.training.pad import apply_pad_policy
 
     config = config or TrainConfig()
     if not isinstance(base, BaseModel):
         base = BaseModel(str(base), gguf_file=gguf_file, chat_template=chat_template)
-    out = check_writable(out)
+    out = check_writable(out, create=False)  # made when the first file is written
+    with output_lock(out):  # one run writes a folder at a time
+        return _train(base, data, out, config, every=every, size=size, data_config=data_config,
+                      device=device, resume=resume, interrupt_after=interrupt_after,
+                      callbacks=callbacks)
+
+
+def _train(base: BaseModel, data: Any, out: Path, config: TrainConfig, *, every: int | None,
+           size: int | None, data_config: str | None, device: str | None, resume: bool,
+           interrupt_after: int | None, callbacks: Sequence[Any]) -> TrainResult:
+    """:func:`train_reward_model` once ``out`` is checked and locked."""
+    import torch
+
+    from rmvalues.store.manifest import build_manifest, read_manifest, write_manifest
+    from rmvalues.training.data import PreferenceData, load_preference_data
+    from rmvalues.training.pad import apply_pad_policy
+
     started = time.perf_counter()
 
     # The data are read, checked and tokenised before the model is loaded: bad input fails fast.

@@ -13,7 +13,7 @@ from _audit_models import planted_rm_dir
 from _train_models import tiny_base_dir
 from rmvalues.cli import main
 from rmvalues.errors import InputError
-from rmvalues.progress import Progress, format_seconds
+from rmvalues.runs.progress import Progress, format_seconds
 from rmvalues.training.config import TrainConfig
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "preferences.jsonl"

@@ -50,7 +50,7 @@ def run_rm_demo(out: Path, console: Console, *, steps: int = 20, base: str | Pat
                 null_draws: int = 199, n_boot: int = 1000) -> AuditResult:
     """Train (``steps`` optimizer steps) and audit an injected RM under ``out/rm``."""
     from rmvalues.audit import audit
-    from rmvalues.progress import training_callback
+    from rmvalues.runs.progress import training_callback
     from rmvalues.training.config import TrainConfig
     from rmvalues.training.injection import injection_records, injection_split
     from rmvalues.training.trainer import train_reward_model

@@ -202,7 +202,7 @@ def test_the_demo_trains_and_audits_a_value_injected_rm(tmp_path):
     from rich.console import Console
 
     from _train_models import planted_base_dir
-    from rmvalues.demo_rm import run_rm_demo
+    from rmvalues.demo.rm import run_rm_demo
 
     console = Console(record=True, width=200)
     result = run_rm_demo(tmp_path, console, steps=4, base=planted_base_dir(), audit_prompts=4,

@@ -69,10 +69,10 @@ def test_errors_are_one_clean_line(argv: list[str], tmp_path, capsys) -> None:
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch) -> None:
     """Coverage, reproduction and report for real; the LM step (minutes on a CPU, tested on its own) is
     stubbed."""
-    import rmvalues.demo_lm
+    import rmvalues.demo.lm
 
     lm_calls: list[object] = []
-    monkeypatch.setattr(rmvalues.demo_lm, "run_lm_demo",
+    monkeypatch.setattr(rmvalues.demo.lm, "run_lm_demo",
                         lambda out, console=None, **kw: lm_calls.append(out))
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

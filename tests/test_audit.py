@@ -51,7 +51,7 @@ def test_audit_finds_a_planted_communion_preference(tmp_path, capsys):
 def test_audit_of_a_no_preference_control_is_not_a_verdict(tmp_path):
     """Random embeddings: the paired test over prompts is significant for these particular words,
     the label-shuffle null is not, so the report says there is no reliable preference."""
-    from rmvalues.audit import audit
+    from rmvalues.workflows.audit import audit
 
     prompts = tmp_path / "mine.yaml"
     prompts.write_text("name: mine\nprompts:\n" + "".join(
@@ -67,7 +67,7 @@ def test_audit_of_a_no_preference_control_is_not_a_verdict(tmp_path):
 
 
 def test_two_models_are_compared_directly(tmp_path):
-    from rmvalues.audit import audit
+    from rmvalues.workflows.audit import audit
 
     result = audit([planted_rm_dir(1.0), planted_rm_dir(0.0)], lexicons=["big-two-nouns"],
                    prompts={"a": "What, in one word, is the best thing?",
@@ -263,7 +263,7 @@ def test_assets_list_shows_paths_and_how_to_use_a_bundled_model(capsys):
 
 def test_the_paper_rms_are_shown_on_the_prompts_the_audit_ran():
     from rmvalues.analysis.ranks import MatchPolicy
-    from rmvalues.audit import released_contrasts
+    from rmvalues.workflows.audit import released_contrasts
     from rmvalues.prompts import prompt_pairs
 
     some = dict(prompt_pairs("paper-54")[1][:4])

@@ -17,7 +17,7 @@ _LAZY = {
     "run_logprobs": ("rmvalues.engines.logprobs", "run_logprobs"),
     "implicit_rewards": ("rmvalues.implicit", "implicit_rewards"),
     "write_report": ("rmvalues.report", "write_report"),
-    "search_responses": ("rmvalues.response_search", "search_responses"),
+    "search_responses": ("rmvalues.runs.search", "search_responses"),
 }
 
 __all__ = [  # noqa: RUF022 - the order of _LAZY

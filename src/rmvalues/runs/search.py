@@ -1,4 +1,4 @@
-"""Python API of multi-token response search: ``rmvalues.search_responses(...)``.
+"""A multi-token response search run (``rmvalues.search_responses(...)``): shards, resume, manifest.
 
 For each prompt and direction (max / min), one search (:mod:`rmvalues.engines.search`: exhaustive
 pairs, beam or GCG) finds the best k-token responses of a reward model; every reported response is

@@ -241,7 +241,7 @@ def write_implicit_pairs(
     from rich.console import Console
     from rich.progress import track
 
-    from rmvalues.implicit import (
+    from rmvalues.implicit.rewards import (
         _prompt_selection,
         check_same_prompts,
         implicit_rewards,

@@ -263,8 +263,8 @@ def test_assets_list_shows_paths_and_how_to_use_a_bundled_model(capsys):
 
 def test_the_paper_rms_are_shown_on_the_prompts_the_audit_ran():
     from rmvalues.analysis.ranks import MatchPolicy
-    from rmvalues.workflows.audit import released_contrasts
     from rmvalues.prompts import prompt_pairs
+    from rmvalues.workflows.audit import released_contrasts
 
     some = dict(prompt_pairs("paper-54")[1][:4])
     table, note = released_contrasts("big-two-nouns", ("Communion", "Agency"), some, policy=MatchPolicy())

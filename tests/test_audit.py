@@ -128,6 +128,21 @@ def test_a_training_run_and_its_checkpoints_are_reward_models(run, tmp_path, cap
         merge_checkpoint_ref(tmp_path / "merged", tmp_path / "again")
 
 
+def test_a_model_folder_resolves_without_importing_training_code(tmp_path):
+    """Scoring a plain model folder never reads training code; only a run or checkpoint does."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    code = ("import sys; from rmvalues.models.checkpoints import resolve_model_ref; "
+            f"ref = resolve_model_ref({str(folder)!r}); "
+            "print(ref.kind, any(m.startswith('rmvalues.training') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["model", "False"]
+
+
 def test_an_adapter_folder_gets_the_right_hint_not_trust_remote_code(run):
     from rmvalues.models.loading import load_reward_model
 

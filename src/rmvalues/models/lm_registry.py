@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rmvalues.errors import ModelError
-from rmvalues.models.registry import lookup, read_specs
+from rmvalues.models.registry import lookup, read_specs, require
 
 
 class LMSpec(BaseModel):
@@ -54,13 +53,10 @@ def find_lm(name: str) -> LMSpec | None:
 
 
 def get_lm(name: str) -> LMSpec:
-    spec = find_lm(name)
-    if spec is None:
-        raise ModelError(
-            f"{name!r} is not in the LM registry; known: {', '.join(known_lms())}. Pass a hub id "
-            "or local folder with --kind, or add it to rmvalues/models/lm_registry.toml."
-        )
-    return spec
+    """The registry entry of ``name``; :class:`ModelError` naming the known LMs if unknown."""
+    return require(find_lm(name), name, "LM registry", known_lms(),
+                   "Pass a hub id or local folder with --kind, or add it to "
+                   "rmvalues/models/lm_registry.toml.")
 
 
 def paper_lms() -> list[LMSpec]:

@@ -34,6 +34,14 @@ def lookup(specs: Iterable[S], name: str, names: Callable[[S], Iterable[str]]) -
     return None
 
 
+def require(spec: S | None, name: str, registry: str, known: Iterable[str], fix: str) -> S:
+    """``spec``, or :class:`ModelError` saying that ``name`` is not in ``registry`` (naming the
+    ``known`` keys) and how to go on."""
+    if spec is None:
+        raise ModelError(f"{name!r} is not in the {registry}; known: {', '.join(known)}. {fix}")
+    return spec
+
+
 class ModelSpec(BaseModel):
     """One known reward model."""
 
@@ -68,11 +76,6 @@ def find_model(name: str) -> ModelSpec | None:
 
 def get_model(name: str) -> ModelSpec:
     """The registry entry of ``name``; :class:`ModelError` naming the known models if unknown."""
-    spec = find_model(name)
-    if spec is None:
-        raise ModelError(
-            f"{name!r} is not in the model registry; known: {', '.join(known_models())}. "
-            "Pass a hub id or local directory to load it with the generic loader, or add it to "
-            "rmvalues/models/registry.toml."
-        )
-    return spec
+    return require(find_model(name), name, "model registry", known_models(),
+                   "Pass a hub id or local directory to load it with the generic loader, or add it "
+                   "to rmvalues/models/registry.toml.")

@@ -144,7 +144,7 @@ def _check_finite(scores: np.ndarray, candidates: CandidateSet, model: str, prom
                                  if candidates.token_ids else repr(candidates.texts[i]))
                 + f" -> {scores[i]}",
                 fix="The model overflows in this dtype or its weights are broken; try --dtype "
-                    "float32.", drop_hint=None)
+                    "float32.", drop_hint=None, outcome="Nothing was written for this prompt")
 
 
 def run_units_job(spec_json: str, out: str, keys: Sequence[str]) -> list[str]:

@@ -61,6 +61,7 @@ class _CommandMap(MutableMapping[str, Any]):
 
     def __init__(self, own: Mapping[str, Any]) -> None:
         self._built = dict(own)
+        self._own = list(own)  # listed first, then the registry's, in a fixed order
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
@@ -76,8 +77,8 @@ class _CommandMap(MutableMapping[str, Any]):
         del self._built[name]
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._built
-        yield from (name for name in COMMANDS if name not in self._built)
+        names = dict.fromkeys([*self._own, *COMMANDS, *self._built])
+        yield from (name for name in names if name in self._built or name in COMMANDS)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

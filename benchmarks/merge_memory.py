@@ -11,7 +11,7 @@ each phase in a fresh child process so its peak RSS is its own:
 1. plan scan: which of the 540 units are done (a stat per unit shard);
 2. merge: :func:`rmvalues.runs.table.merge_shards` streams each model's 54 shards into
    ``OUT/<model>.parquet`` (record batches, never a whole table);
-3. lexicon join: :func:`rmvalues.runs.table.lexicon_join` over the 10 merged tables (DuckDB,
+3. lexicon join: :func:`rmvalues.analysis.lexicon_join.lexicon_join` over the 10 merged tables (DuckDB,
    memory_limit 2GB) with MFD 2.0 under the paper's normalised matching, then ranks.
 
 Prints rows, seconds and peak RSS per phase, and fails (exit 1) if a phase exceeds the bound.
@@ -149,9 +149,9 @@ def _phase_merge(workdir, paths, queue):
 
 
 def _phase_join(workdir, models, queue):
+    from rmvalues.analysis.lexicon_join import lexicon_join
     from rmvalues.analysis.ranks import FIG5_POLICY, rank_items
     from rmvalues.lexicons import load_lexicon
-    from rmvalues.runs.table import lexicon_join
 
     start = time.perf_counter()
     tables = [Path(workdir) / f"synthetic-rm-{m}.parquet" for m in range(models)]

@@ -51,7 +51,7 @@ def test_audit_finds_a_planted_communion_preference(tmp_path, capsys):
 def test_audit_of_a_no_preference_control_is_not_a_verdict(tmp_path):
     """Random embeddings: the paired test over prompts is significant for these particular words,
     the label-shuffle null is not, so the report says there is no reliable preference."""
-    from rmvalues.audit import audit
+    from rmvalues.workflows.audit import audit
 
     prompts = tmp_path / "mine.yaml"
     prompts.write_text("name: mine\nprompts:\n" + "".join(
@@ -67,7 +67,7 @@ def test_audit_of_a_no_preference_control_is_not_a_verdict(tmp_path):
 
 
 def test_two_models_are_compared_directly(tmp_path):
-    from rmvalues.audit import audit
+    from rmvalues.workflows.audit import audit
 
     result = audit([planted_rm_dir(1.0), planted_rm_dir(0.0)], lexicons=["big-two-nouns"],
                    prompts={"a": "What, in one word, is the best thing?",
@@ -126,6 +126,21 @@ def test_a_training_run_and_its_checkpoints_are_reward_models(run, tmp_path, cap
         from rmvalues.models.checkpoints import merge_checkpoint_ref
 
         merge_checkpoint_ref(tmp_path / "merged", tmp_path / "again")
+
+
+def test_a_model_folder_resolves_without_importing_training_code(tmp_path):
+    """Scoring a plain model folder never reads training code; only a run or checkpoint does."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    code = ("import sys; from rmvalues.models.checkpoints import resolve_model_ref; "
+            f"ref = resolve_model_ref({str(folder)!r}); "
+            "print(ref.kind, any(m.startswith('rmvalues.training') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["model", "False"]
 
 
 def test_an_adapter_folder_gets_the_right_hint_not_trust_remote_code(run):
@@ -202,7 +217,7 @@ def test_the_demo_trains_and_audits_a_value_injected_rm(tmp_path):
     from rich.console import Console
 
     from _train_models import planted_base_dir
-    from rmvalues.demo_rm import run_rm_demo
+    from rmvalues.demo.rm import run_rm_demo
 
     console = Console(record=True, width=200)
     result = run_rm_demo(tmp_path, console, steps=4, base=planted_base_dir(), audit_prompts=4,
@@ -263,8 +278,8 @@ def test_assets_list_shows_paths_and_how_to_use_a_bundled_model(capsys):
 
 def test_the_paper_rms_are_shown_on_the_prompts_the_audit_ran():
     from rmvalues.analysis.ranks import MatchPolicy
-    from rmvalues.audit import released_contrasts
     from rmvalues.prompts import prompt_pairs
+    from rmvalues.workflows.audit import released_contrasts
 
     some = dict(prompt_pairs("paper-54")[1][:4])
     table, note = released_contrasts("big-two-nouns", ("Communion", "Agency"), some, policy=MatchPolicy())

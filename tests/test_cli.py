@@ -31,6 +31,38 @@ def test_help_is_fast_and_imports_no_heavy_library() -> None:
     assert elapsed < 10, f"`rmvalues --help` took {elapsed:.1f}s"
 
 
+def test_commands_load_only_their_own_module() -> None:
+    """A command imports its module alone: `prompts list` loads no training or scoring command."""
+    code = ("import sys; from rmvalues.cli import main; rc = main(['prompts', 'list']); "
+            "print('CLI=' + ','.join(sorted(m for m in sys.modules if m.startswith(('rmvalues.cli.', "
+            "'rmvalues.training'))))); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "CLI=rmvalues.cli.prompts", proc.stdout[-300:]
+
+
+def test_every_registered_command_loads_under_its_name() -> None:
+    """The command table names each command as its module registers it (a typo is a KeyError)."""
+    from rmvalues.cli import COMMANDS, load_command
+
+    for name in COMMANDS:
+        assert load_command(name).name == name
+
+
+def test_usage_errors_and_version_are_clean(capsys) -> None:
+    from rmvalues import __version__
+
+    assert main(["scor"]) == 2
+    err = capsys.readouterr().err
+    assert "No such command 'scor'" in err and "Did you mean 'score'" in err and "Traceback" not in err
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == __version__
+    proc = subprocess.run([sys.executable, "-m", "rmvalues.cli", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stdout.strip()) == (0, __version__), proc.stderr
+
+
 def test_prompts_list(capsys) -> None:
     assert main(["prompts", "list"]) == 0
     out = capsys.readouterr().out
@@ -69,10 +101,10 @@ def test_errors_are_one_clean_line(argv: list[str], tmp_path, capsys) -> None:
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch) -> None:
     """Coverage, reproduction and report for real; the LM step (minutes on a CPU, tested on its own) is
     stubbed."""
-    import rmvalues.demo_lm
+    import rmvalues.demo.lm
 
     lm_calls: list[object] = []
-    monkeypatch.setattr(rmvalues.demo_lm, "run_lm_demo",
+    monkeypatch.setattr(rmvalues.demo.lm, "run_lm_demo",
                         lambda out, console=None, **kw: lm_calls.append(out))
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

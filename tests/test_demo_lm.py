@@ -15,7 +15,7 @@ def test_lm_demo_end_to_end_on_real_models(tmp_path):
     import pyarrow.parquet as pq
     from rich.console import Console
 
-    from rmvalues.demo_lm import run_lm_demo
+    from rmvalues.demo.lm import run_lm_demo
     from rmvalues.prompts import PromptSet, load_prompt_set
     from rmvalues.store.logprob_runs import load_run
     from rmvalues.store.schema import SCORE_SCHEMA

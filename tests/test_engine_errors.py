@@ -90,7 +90,7 @@ class NanHead(SequenceClassificationHead):
 def test_nan_scores_name_the_candidates_and_write_nothing(tmp_path):
     rm = tiny_rm("llama")
     broken = dataclasses.replace(rm, head=NanHead(rm.head.weight.data))
-    with pytest.raises(ScoreError, match=r"non-finite score\(s\): id \d+ ") as err:
+    with pytest.raises(ScoreError, match=r"candidate score\(s\) hold non-finite values \(.+\): id \d+ ") as err:
         score(broken, PROMPTS, "vocab:0-199", tmp_path)
     assert "nan" in str(err.value) and "Nothing was written" in str(err.value)
     assert no_outputs(tmp_path)

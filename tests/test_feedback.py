@@ -13,7 +13,7 @@ from _audit_models import planted_rm_dir
 from _train_models import tiny_base_dir
 from rmvalues.cli import main
 from rmvalues.errors import InputError
-from rmvalues.progress import Progress, format_seconds
+from rmvalues.runs.progress import Progress, format_seconds
 from rmvalues.training.config import TrainConfig
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "preferences.jsonl"
@@ -33,6 +33,24 @@ def test_progress_prints_lines_when_redirected():
     Progress(False, 10, "x", stream=quiet).close()
     assert quiet.getvalue() == ""
     assert format_seconds(3725) == "1h02m05s" and format_seconds(65) == "1m05s"
+
+
+def test_progress_restarts_for_the_next_piece_of_work():
+    """One bar over several searches: each restart closes the last count and starts from zero."""
+    stream = io.StringIO()
+    bar = Progress(True, 0, "search", unit="step", stream=stream, interval=60, announce=False)
+    bar.restart("p max", 3)
+    bar.advance(3)
+    bar.restart("p min", 2)
+    bar.postfix = "best +1.0000"
+    bar.advance(2)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "p max: started 0/3 step (0%)"
+    assert lines[1].startswith("p max: done 3/3 step (100%)")
+    assert lines[2] == "p min: started 0/2 step (0%)"
+    assert lines[3].startswith("p min: done 2/2 step (100%)") and lines[3].endswith("best +1.0000")
+    assert len(lines) == 4
 
 
 def test_score_reports_progress_to_a_redirected_stderr(capsys):

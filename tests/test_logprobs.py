@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from rmvalues.engines.logprobs import (
-    FACCT_TEMPLATE,
     compute_logprobs,
     log_softmax64,
     next_token_logprobs,
-    prompt_input_ids,
     reference_logprobs,
 )
 from rmvalues.errors import TemplateError
 from rmvalues.implicit import logsumexp
+from rmvalues.models.chat import FACCT_TEMPLATE, prompt_input_ids
 from rmvalues.store.logprob_runs import load_run, save_run
 
 PROMPTS = {

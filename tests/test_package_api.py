@@ -9,7 +9,7 @@ import rmvalues
 
 
 def test_lazy_api_names_resolve_to_callables() -> None:
-    for name in rmvalues._LAZY:
+    for name in rmvalues._API:
         assert callable(getattr(rmvalues, name)), name
 
 
@@ -27,4 +27,4 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 
 def test_all_lists_every_lazy_name() -> None:
-    assert set(rmvalues.__all__) == {"__version__", *rmvalues._LAZY}
+    assert set(rmvalues.__all__) == {"__version__", *rmvalues._API}

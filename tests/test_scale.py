@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from _engine_models import tiny_rm, tiny_rm_dir
+from rmvalues.analysis.lexicon_join import lexicon_join, reference_lexicon_join
 from rmvalues.api import score
 from rmvalues.cli import main
 from rmvalues.runs import RunSpec, make_plan, probe_model
-from rmvalues.runs.table import lexicon_join, merge_shards, reference_lexicon_join
+from rmvalues.runs.table import merge_shards
 from rmvalues.scale import ExecutorError, execute, read_executor_config
 from rmvalues.store.manifest import build_manifest, manifest_path, read_manifest, read_results
 

@@ -25,7 +25,7 @@ from rmvalues.engines.search import (
 )
 from rmvalues.errors import InputError
 from rmvalues.models.chat import split_chat
-from rmvalues.response_search import search_responses
+from rmvalues.runs.search import search_responses
 
 TOKENS = "alpha:3000-3400"
 
@@ -243,7 +243,7 @@ def test_bad_options_fail_before_searching(kwargs, match, tmp_path) -> None:
 
 
 def test_killed_gcg_resumes_to_the_same_result(tmp_path, monkeypatch) -> None:
-    from rmvalues import response_search
+    from rmvalues.runs.progress import Progress
 
     rm = tiny_rm("llama")
     options = {"method": "gcg", "length": 3, "steps": 6, "topk": 8, "search_width": 12,
@@ -252,12 +252,12 @@ def test_killed_gcg_resumes_to_the_same_result(tmp_path, monkeypatch) -> None:
 
     calls = []
 
-    def die_on_step_4(self, best):
-        calls.append(best)
+    def die_on_step_4(self, n):
+        calls.append(n)
         if len(calls) == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(response_search._SearchProgress, "step", die_on_step_4)
+    monkeypatch.setattr(Progress, "advance", die_on_step_4)
     with pytest.raises(KeyboardInterrupt):
         search_responses(rm, {"p": PROMPT}, tmp_path / "killed", **options)
     states = list((tmp_path / "killed").glob("search-state/*/*.json"))

@@ -7,29 +7,22 @@ transformers) are imported only by the stages that need them.
 
 __version__ = "0.1.0"
 
-# The Python API, re-exported lazily so `import rmvalues` stays light (no torch until used).
-_LAZY = {
-    "score": ("rmvalues.api", "score"),
-    "load_lexicon": ("rmvalues.lexicons", "load_lexicon"),
-    "load_prompt_set": ("rmvalues.prompts", "load_prompt_set"),
-    "analyze": ("rmvalues.analysis", "analyze"),
-    "reproduce": ("rmvalues.analysis", "reproduce"),
-    "run_logprobs": ("rmvalues.engines.logprobs", "run_logprobs"),
-    "implicit_rewards": ("rmvalues.implicit", "implicit_rewards"),
-    "write_report": ("rmvalues.report", "write_report"),
-    "search_responses": ("rmvalues.response_search", "search_responses"),
-}
+from rmvalues.registry import Registry
 
-__all__ = [  # noqa: RUF022 - the order of _LAZY
+# The Python API, re-exported lazily so `import rmvalues` stays light (no torch until used).
+_API: Registry = Registry("rmvalues API name")
+_API.register("score", "rmvalues.api:score")
+_API.register("load_lexicon", "rmvalues.lexicons:load_lexicon")
+_API.register("load_prompt_set", "rmvalues.prompts:load_prompt_set")
+_API.register("analyze", "rmvalues.analysis:analyze")
+_API.register("reproduce", "rmvalues.analysis:reproduce")
+_API.register("run_logprobs", "rmvalues.engines.logprobs:run_logprobs")
+_API.register("implicit_rewards", "rmvalues.implicit:implicit_rewards")
+_API.register("write_report", "rmvalues.report:write_report")
+_API.register("search_responses", "rmvalues.runs.search:search_responses")
+
+__all__ = [  # noqa: RUF022 - the order of _API
     "__version__", "score", "load_lexicon", "load_prompt_set", "analyze", "reproduce",
     "run_logprobs", "implicit_rewards", "write_report", "search_responses",
 ]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'rmvalues' has no attribute {name!r}")
+__getattr__ = _API.module_getattr("rmvalues")

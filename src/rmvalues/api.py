@@ -45,8 +45,8 @@ def _determinism() -> dict[str, Any]:
 
 
 def _Progress(enabled: bool, total: int, description: str) -> Any:
-    """A progress bar on a terminal, periodic lines when redirected (:mod:`rmvalues.progress`)."""
-    from rmvalues.progress import Progress
+    """A progress bar on a terminal, periodic lines when redirected (:mod:`rmvalues.runs.progress`)."""
+    from rmvalues.runs.progress import Progress
 
     return Progress(enabled, total, description)
 

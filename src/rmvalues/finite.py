@@ -26,11 +26,15 @@ def finite_rows(
     label: Callable[[int], str] | Sequence[str] | None = None,
     drop: bool = False,
     error: type[RmvaluesError] = ScoreError,
+    rows: str = "row(s)",
+    drop_hint: str | None = DROP_HINT,
+    outcome: str = "Nothing was written",
 ) -> np.ndarray:
     """Boolean mask of the rows of ``values`` (1-D: each value; 2-D: each row) with only finite values.
 
     Raises ``error`` when some row is not finite, unless ``drop``; ``label(i)`` (or ``label[i]``)
-    names row ``i`` in the message.
+    names row ``i`` in the message, ``rows`` what a row is, ``drop_hint`` how to leave the rows out
+    (``None`` where the caller cannot) and ``outcome`` what the refusal left unwritten.
     """
     arr = np.asarray(values, dtype=np.float64)
     keep = np.isfinite(arr) if arr.ndim <= 1 else np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
@@ -43,7 +47,7 @@ def finite_rows(
         shown = ", ".join(name(int(i)) for i in bad[:SHOW])
         more = f" and {bad.size - SHOW} more" if bad.size > SHOW else ""
         raise error(
-            f"{what}: {bad.size} of {len(keep)} row(s) hold non-finite values ({'/'.join(kinds)}): "
-            f"{shown}{more}. {fix} Nothing was written; {DROP_HINT}."
+            f"{what}: {bad.size} of {len(keep)} {rows} hold non-finite values ({'/'.join(kinds)}): "
+            f"{shown}{more}. {fix} {outcome}" + (f"; {drop_hint}." if drop_hint else ".")
         )
     return keep

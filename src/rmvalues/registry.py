@@ -1,4 +1,5 @@
-"""One small registry of named things (heads, metrics, scorers, executors, CLI commands).
+"""One small registry of named things (heads, metrics, scorers, executors, CLI commands, the
+packages' lazy re-exports).
 
 An entry is the object itself or a lazy ``"module:attribute"`` reference, imported on first use,
 so registering a GPU-only backend costs nothing where it is never used. A bad name raises the
@@ -7,7 +8,7 @@ registry's error listing the known names (in the style of lm-evaluation-harness'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from rmvalues.errors import InputError, RmvaluesError
@@ -52,6 +53,17 @@ class Registry(Generic[T]):
             module, _, attr = entry.partition(":")
             return getattr(importlib.import_module(module), attr)
         return entry
+
+    def module_getattr(self, module: str) -> Callable[[str], Any]:
+        """A module ``__getattr__`` serving this registry's names (lazy re-exports of a package);
+        any other name is the usual :class:`AttributeError`."""
+
+        def __getattr__(name: str) -> Any:
+            if name in self._entries:
+                return self.get(name)
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+        return __getattr__
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)

@@ -241,13 +241,8 @@ def write_implicit_pairs(
     from rich.console import Console
     from rich.progress import track
 
-    from rmvalues.implicit import (
-        _prompt_selection,
-        check_same_prompts,
-        implicit_rewards,
-        target_scores,
-        top_bottom,
-    )
+    from rmvalues.implicit import check_same_prompts, implicit_rewards, target_scores, top_bottom
+    from rmvalues.implicit.tables import prompt_selection
     from rmvalues.io import atomic_path, atomic_write_text
     from rmvalues.store.manifest import build_manifest, write_manifest
 
@@ -257,7 +252,7 @@ def write_implicit_pairs(
     for other in members[1:]:
         check_same_prompts(members[0].run, other.run)
     shared_prompts = list(members[0].run.prompt_ids)
-    chosen = _prompt_selection(prompts, shared_prompts) or shared_prompts
+    chosen = prompt_selection(prompts, shared_prompts) or shared_prompts
     common = common_strings([r.run for r in members])
     if not common:
         raise AnalysisError("the runs share no decoded token string; check that they are "

@@ -1,7 +1,7 @@
 """What multi-token response search found: margins over the best single token and the
 value-lexicon composition of the found responses.
 
-Input: the results table of :func:`rmvalues.response_search.search_responses` (one row per reported
+Input: the results table of :func:`rmvalues.runs.search.search_responses` (one row per reported
 response: ``model, prompt_id, method, direction, length, rank, response, score, ...``) and
 optionally a single-token score run (``prompt_id, candidate, score``; ``model`` too when it holds
 several models).

@@ -1,4 +1,4 @@
-"""`rmvalues audit` and `rmvalues merge-checkpoint`: thin layers over :mod:`rmvalues.audit` and
+"""`rmvalues audit` and `rmvalues merge-checkpoint`: thin layers over :mod:`rmvalues.workflows.audit` and
 :mod:`rmvalues.models.checkpoints`."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def audit_command(
 ) -> None:
     """Audit reward models: score the lexicons, test the category contrasts, compare with the
     paper's RMs, and write a report that opens with the answer."""
-    from rmvalues.audit import DEFAULT_LEXICONS, audit
+    from rmvalues.workflows.audit import DEFAULT_LEXICONS, audit
 
     result = audit(model, lexicons=lexicon or DEFAULT_LEXICONS, prompts=prompts, out=out,
                    gguf_file=gguf_file, device=device, dtype=dtype, batch_size=batch_size,

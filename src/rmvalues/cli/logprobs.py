@@ -30,8 +30,9 @@ def logprobs_command(
     **options: Any,
 ) -> None:
     """Full-vocabulary next-token log-probs of a causal LM for every prompt."""
-    from rmvalues.engines.logprobs import KINDS, run_logprobs
+    from rmvalues.engines.logprobs import run_logprobs
     from rmvalues.errors import InputError
+    from rmvalues.models.chat import KINDS
     from rmvalues.models.lm_registry import resolve_lm_options
 
     model, kind, options["dtype"], _ = resolve_lm_options(model, kind, options["dtype"])

@@ -39,7 +39,7 @@ def plan_command(
                        f"{row.token_forwards:>12,} token forwards")
     typer.echo(result.summary())
     if estimate:
-        from rmvalues.estimate import estimate_run
+        from rmvalues.runs.estimate import estimate_run
 
         typer.echo(estimate_run(model, prompts, candidates, result.estimate()["scores_remaining"],
                                 revision=options["revision"], dtype=options["dtype"],

@@ -1,5 +1,5 @@
 """`rmvalues search`: the best and worst multi-token responses of a reward model (thin layer over
-:func:`rmvalues.response_search.search_responses` and :mod:`rmvalues.analysis.search`)."""
+:func:`rmvalues.runs.search.search_responses` and :mod:`rmvalues.analysis.search`)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def search_command(
 ) -> None:
     """Search the highest- or lowest-scoring k-token responses; re-running resumes."""
     from rmvalues.analysis.search import write_search_analysis
-    from rmvalues.response_search import search_responses
+    from rmvalues.runs.search import search_responses
 
     result = search_responses(
         model, prompts, out, method=method, direction=direction, length=length, tokens=tokens,

@@ -95,7 +95,7 @@ def train_command(
                    f"({report.added} pair(s) added)")
     callbacks = []
     if not quiet:
-        from rmvalues.progress import training_callback
+        from rmvalues.runs.progress import training_callback
 
         callbacks.append(training_callback(f"training {Path(out).name}"))
     kwargs.update(resume=not no_resume, callbacks=callbacks)

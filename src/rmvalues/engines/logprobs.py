@@ -21,89 +21,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmvalues.errors import InputError, ScoreError, TemplateError
+from rmvalues.errors import InputError, ScoreError
 from rmvalues.finite import finite_rows
+from rmvalues.models.chat import Kind, instruct_template, prompt_input_ids
 from rmvalues.store.logprob_runs import LogprobRun, save_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-Kind = Literal["pretrained", "instruct"]
-KINDS: tuple[str, ...] = ("pretrained", "instruct")
-#: The FAccT 2025 paper's template for pretrained models.
-FACCT_TEMPLATE = "User: {prompt}\nAssistant:"
-
-
-def instruct_template(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None, *,
-                      model: str = "the model") -> str:
-    """The chat template that renders ``--kind instruct`` prompts: the override, else the tokenizer's
-    own (its default one when named); :class:`TemplateError` asking for one when there is none."""
-    if chat_template is not None:
-        from rmvalues.models.tokenizers import read_chat_template
-
-        source = read_chat_template(chat_template)
-    else:
-        source = getattr(tokenizer, "chat_template", None)
-    if isinstance(source, dict):
-        source = source.get("default")
-    if not source:
-        raise TemplateError(
-            f"{model} has no chat template, so it cannot be run as --kind instruct; pass "
-            "--chat-template (a .jinja file or the template text) naming the template it was "
-            "tuned with, or use --kind pretrained."
-        )
-    return source
-
-
-def prompt_input_ids(
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    *,
-    kind: Kind,
-    template: str | None = None,
-    chat_template: str | Path | None = None,
-    date_string: str | None = None,
-    add_bos: bool = True,
-    model: str = "the model",
-) -> list[list[int]]:
-    """Token ids fed to the model for each prompt.
-
-    ``instruct``: the chat template with the generation prompt (the template's own special tokens,
-    nothing added). ``pretrained``: ``template.format(prompt=...)`` (default: the raw prompt), with the
-    tokenizer's BOS in front when it has one and ``add_bos``.
-    """
-    if kind not in KINDS:
-        raise InputError(f"unknown kind {kind!r}; choose 'pretrained' or 'instruct'.")
-    out: list[list[int]] = []
-    if kind == "instruct":
-        from rmvalues.models.chat import DEFAULT_DATE_STRING
-
-        source = instruct_template(tokenizer, chat_template, model=model)
-        for text in prompts:
-            try:
-                rendered = tokenizer.apply_chat_template(
-                    [{"role": "user", "content": text}], chat_template=source, tokenize=False,
-                    add_generation_prompt=True, date_string=date_string or DEFAULT_DATE_STRING)
-            except Exception as exc:
-                raise TemplateError(f"the chat template of {model} failed to render a user turn: "
-                                    f"{exc}; pass a working --chat-template.") from exc
-            out.append(list(tokenizer(rendered, add_special_tokens=False)["input_ids"]))
-        return out
-    if template is not None and "{prompt}" not in template:
-        raise InputError(f"pretrained template {template!r} lacks the '{{prompt}}' placeholder")
-    bos = getattr(tokenizer, "bos_token_id", None)
-    for text in prompts:
-        body = template.format(prompt=text) if template is not None else text
-        ids = list(tokenizer(body, add_special_tokens=False)["input_ids"])
-        if add_bos and bos is not None:
-            ids = [bos, *ids]
-        out.append(ids)
-    return out
-
 
 # --- the numeric kernel -----------------------------------------------------------------------------
 

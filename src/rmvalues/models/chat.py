@@ -13,11 +13,12 @@ the date is pinned (default :data:`DEFAULT_DATE_STRING`, the 3.1 template's own 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from rmvalues.errors import TemplateError
+from rmvalues.errors import InputError, TemplateError
 from rmvalues.io import sha256_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,8 +39,10 @@ CHAT_TEMPLATE_HINT = (
 )
 
 
-def template_source(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None) -> str:
-    """The Jinja text that will render conversations: the override, else the tokenizer's own."""
+def template_source(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None, *,
+                    missing: str | None = None) -> str:
+    """The Jinja text that will render conversations: the override, else the tokenizer's own;
+    without either, :class:`TemplateError` (``missing`` is its message when given)."""
     if chat_template is not None:
         from rmvalues.models.tokenizers import read_chat_template
 
@@ -49,7 +52,8 @@ def template_source(tokenizer: PreTrainedTokenizerBase, chat_template: str | Pat
         own = own.get("default")
     if not own:
         name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        raise TemplateError(f"the tokenizer of {name!r} has no chat template; {CHAT_TEMPLATE_HINT}.")
+        raise TemplateError(missing or f"the tokenizer of {name!r} has no chat template; "
+                            f"{CHAT_TEMPLATE_HINT}.")
     return own
 
 
@@ -219,3 +223,65 @@ def conversation_kwargs(split: ChatSplit) -> dict[str, Any]:
         # Only when present, so the keys of runs without system prompts stay as they were.
         **({"system": split.system, "system_mode": split.system_mode} if split.system else {}),
     }
+
+
+# --- language-model prompts (full-vocabulary log-probs, paper §4) -----------------------------------
+
+Kind = Literal["pretrained", "instruct"]
+KINDS: tuple[str, ...] = ("pretrained", "instruct")
+#: The FAccT 2025 paper's template for pretrained models.
+FACCT_TEMPLATE = "User: {prompt}\nAssistant:"
+
+
+def instruct_template(tokenizer: PreTrainedTokenizerBase, chat_template: str | Path | None, *,
+                      model: str = "the model") -> str:
+    """The chat template that renders ``--kind instruct`` prompts (:func:`template_source`), with
+    an error that offers ``--kind pretrained`` when there is none."""
+    return template_source(tokenizer, chat_template, missing=(
+        f"{model} has no chat template, so it cannot be run as --kind instruct; pass "
+        "--chat-template (a .jinja file or the template text) naming the template it was "
+        "tuned with, or use --kind pretrained."))
+
+
+def prompt_input_ids(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    *,
+    kind: Kind,
+    template: str | None = None,
+    chat_template: str | Path | None = None,
+    date_string: str | None = None,
+    add_bos: bool = True,
+    model: str = "the model",
+) -> list[list[int]]:
+    """Token ids fed to the model for each prompt.
+
+    ``instruct``: the chat template with the generation prompt (the template's own special tokens,
+    nothing added). ``pretrained``: ``template.format(prompt=...)`` (default: the raw prompt), with the
+    tokenizer's BOS in front when it has one and ``add_bos``.
+    """
+    if kind not in KINDS:
+        raise InputError(f"unknown kind {kind!r}; choose 'pretrained' or 'instruct'.")
+    out: list[list[int]] = []
+    if kind == "instruct":
+        source = instruct_template(tokenizer, chat_template, model=model)
+        for text in prompts:
+            try:
+                rendered = tokenizer.apply_chat_template(
+                    [{"role": "user", "content": text}], chat_template=source, tokenize=False,
+                    add_generation_prompt=True, date_string=date_string or DEFAULT_DATE_STRING)
+            except Exception as exc:
+                raise TemplateError(f"the chat template of {model} failed to render a user turn: "
+                                    f"{exc}; pass a working --chat-template.") from exc
+            out.append(list(tokenizer(rendered, add_special_tokens=False)["input_ids"]))
+        return out
+    if template is not None and "{prompt}" not in template:
+        raise InputError(f"pretrained template {template!r} lacks the '{{prompt}}' placeholder")
+    bos = getattr(tokenizer, "bos_token_id", None)
+    for text in prompts:
+        body = template.format(prompt=text) if template is not None else text
+        ids = list(tokenizer(body, add_special_tokens=False)["input_ids"])
+        if add_bos and bos is not None:
+            ids = [bos, *ids]
+        out.append(ids)
+    return out

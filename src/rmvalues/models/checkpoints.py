@@ -79,8 +79,6 @@ def local_base(base: str, gguf_file: str | None = None) -> tuple[str, str | None
 
 def resolve_model_ref(model: str | Path, gguf_file: str | None = None) -> ModelRef:
     """What ``model`` names (see the module docstring); nothing is loaded."""
-    from rmvalues.training.trainer import _CHECKPOINT, MANIFEST_NAME, checkpoint_dirs
-
     text = str(model)
     if text.startswith(ASSET_PREFIX):
         _, gguf = asset_model(text[len(ASSET_PREFIX):], gguf_file)
@@ -90,16 +88,21 @@ def resolve_model_ref(model: str | Path, gguf_file: str | None = None) -> ModelR
         if bundled_model(text):  # a bundled model's bare name: never a hub id (no owner/)
             return resolve_model_ref(ASSET_PREFIX + text, gguf_file)
         return ModelRef("model", text, gguf_file=gguf_file)
-    match = _CHECKPOINT.match(path.name)
-    if match and (path / "adapter_config.json").is_file():
-        if not (path / MANIFEST_NAME).is_file():
-            raise InputError(f"{path} is an incomplete training checkpoint (no {MANIFEST_NAME}); "
-                             "pass a complete one or resume the training run.")
-        return ModelRef("checkpoint", text, train_dir=path.parent, step=int(match.group(1)))
-    steps = checkpoint_dirs(path)
-    if steps and not (path / "config.json").is_file():
-        return ModelRef("run", text, train_dir=path, step=max(steps))
-    if gguf_file is None and not (path / "config.json").is_file():
+    has_config = (path / "config.json").is_file()
+    adapter = (path / "adapter_config.json").is_file()
+    if adapter or not has_config:  # maybe a training run or checkpoint: only then read its layout
+        from rmvalues.training.trainer import _CHECKPOINT, MANIFEST_NAME, checkpoint_dirs
+
+        match = _CHECKPOINT.match(path.name)
+        if match and adapter:
+            if not (path / MANIFEST_NAME).is_file():
+                raise InputError(f"{path} is an incomplete training checkpoint (no {MANIFEST_NAME}); "
+                                 "pass a complete one or resume the training run.")
+            return ModelRef("checkpoint", text, train_dir=path.parent, step=int(match.group(1)))
+        steps = checkpoint_dirs(path)
+        if steps and not has_config:
+            return ModelRef("run", text, train_dir=path, step=max(steps))
+    if gguf_file is None and not has_config:
         found = sorted(p.name for p in path.glob("*.gguf"))
         if len(found) == 1:
             gguf_file = found[0]

@@ -7,14 +7,12 @@ is a data change.
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
-from importlib.resources import files
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rmvalues.errors import ModelError
+from rmvalues.models.registry import lookup, read_specs, require
 
 
 class LMSpec(BaseModel):
@@ -45,28 +43,20 @@ class LMSpec(BaseModel):
 @cache
 def known_lms() -> dict[str, LMSpec]:
     """All LM registry entries by key, in file order."""
-    data = tomllib.loads(files("rmvalues.models").joinpath("lm_registry.toml").read_text("utf-8"))
-    return {key: LMSpec(key=key, **spec) for key, spec in data["lms"].items()}
+    return read_specs("lm_registry.toml", "lms", LMSpec)
 
 
 def find_lm(name: str) -> LMSpec | None:
     """Look an LM up by key, hub id or released file stem (case-insensitive); None if unknown."""
-    lowered = name.lower().removesuffix(".csv")
-    for spec in known_lms().values():
-        if lowered in (spec.key.lower(), spec.hub_id.lower(),
-                       spec.released_filename.lower().removesuffix(".csv")):
-            return spec
-    return None
+    return lookup(known_lms().values(), name.lower().removesuffix(".csv"), lambda spec: (
+        spec.key, spec.hub_id, spec.released_filename.removesuffix(".csv")))
 
 
 def get_lm(name: str) -> LMSpec:
-    spec = find_lm(name)
-    if spec is None:
-        raise ModelError(
-            f"{name!r} is not in the LM registry; known: {', '.join(known_lms())}. Pass a hub id "
-            "or local folder with --kind, or add it to rmvalues/models/lm_registry.toml."
-        )
-    return spec
+    """The registry entry of ``name``; :class:`ModelError` naming the known LMs if unknown."""
+    return require(find_lm(name), name, "LM registry", known_lms(),
+                   "Pass a hub id or local folder with --kind, or add it to "
+                   "rmvalues/models/lm_registry.toml.")
 
 
 def paper_lms() -> list[LMSpec]:

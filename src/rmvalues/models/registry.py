@@ -7,13 +7,39 @@ Adding a reward model is a data change. Any field the registry lacks is resolved
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from rmvalues.errors import ModelError
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def read_specs(filename: str, table: str, spec: type[S]) -> dict[str, S]:
+    """The entries of one of this package's registry data files, by key, in file order."""
+    data = tomllib.loads(files("rmvalues.models").joinpath(filename).read_text("utf-8"))
+    return {key: spec(key=key, **fields) for key, fields in data[table].items()}
+
+
+def lookup(specs: Iterable[S], name: str, names: Callable[[S], Iterable[str]]) -> S | None:
+    """The first spec one of whose ``names`` is ``name`` (case-insensitive); ``None`` if none is."""
+    lowered = name.lower()
+    for spec in specs:
+        if lowered in (n.lower() for n in names(spec)):
+            return spec
+    return None
+
+
+def require(spec: S | None, name: str, registry: str, known: Iterable[str], fix: str) -> S:
+    """``spec``, or :class:`ModelError` saying that ``name`` is not in ``registry`` (naming the
+    ``known`` keys) and how to go on."""
+    if spec is None:
+        raise ModelError(f"{name!r} is not in the {registry}; known: {', '.join(known)}. {fix}")
+    return spec
 
 
 class ModelSpec(BaseModel):
@@ -40,26 +66,16 @@ class ModelSpec(BaseModel):
 @cache
 def known_models() -> dict[str, ModelSpec]:
     """All registry entries by key, in file order."""
-    data = tomllib.loads(files("rmvalues.models").joinpath("registry.toml").read_text("utf-8"))
-    return {key: ModelSpec(key=key, **spec) for key, spec in data["models"].items()}
+    return read_specs("registry.toml", "models", ModelSpec)
 
 
 def find_model(name: str) -> ModelSpec | None:
     """Look a model up by registry key or hub id (case-insensitive); ``None`` if unknown."""
-    lowered = name.lower()
-    for spec in known_models().values():
-        if lowered in (spec.key.lower(), spec.hub_id.lower()):
-            return spec
-    return None
+    return lookup(known_models().values(), name, lambda spec: (spec.key, spec.hub_id))
 
 
 def get_model(name: str) -> ModelSpec:
     """The registry entry of ``name``; :class:`ModelError` naming the known models if unknown."""
-    spec = find_model(name)
-    if spec is None:
-        raise ModelError(
-            f"{name!r} is not in the model registry; known: {', '.join(known_models())}. "
-            "Pass a hub id or local directory to load it with the generic loader, or add it to "
-            "rmvalues/models/registry.toml."
-        )
-    return spec
+    return require(find_model(name), name, "model registry", known_models(),
+                   "Pass a hub id or local directory to load it with the generic loader, or add it "
+                   "to rmvalues/models/registry.toml.")

@@ -7,41 +7,29 @@ plotted numbers) and imports matplotlib only when called.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-#: Public name -> module that defines it (loaded on first access, so importing is cheap).
-_EXPORTS: dict[str, str] = {
-    "FigureStyle": "style",
-    "FigureResult": "style",
-    "DEFAULT_STYLE": "style",
-    "serif_font": "style",
-    "figure1": "rm_ranks",
-    "figure_a1": "rm_ranks",
-    "panel_summary": "rm_ranks",
-    "figure2": "lm_ranks",
-    "figure3": "mwlr",
-    "short_label": "mwlr",
-    "table1": "tokens",
-    "TokenTable": "tokens",
-    "figure4a": "training",
-    "figure_a5a": "training",
-    "figure4b": "training",
-    "figure_a5b": "training",
-    "figure5": "training",
-    "figure_a6": "training",
-    "top_movers": "training",
-    "ReportInputs": "html",
-    "render_report": "html",
-    "load_report_inputs": "inputs",
-    "report_from_reproduce": "inputs",
-    "inputs_from_reproduce": "inputs",
-    "inputs_from_lm_values": "inputs",
-    "screenshot": "browser",
-    "write_report": "inputs",
-    "compare_figures": "facct",
-    "report_from_compare": "facct",
-}
+from rmvalues.registry import Registry
+
+#: Public name -> where it is defined (loaded on first access, so importing is cheap).
+_EXPORTS: Registry[Any] = Registry("rmvalues.report name")
+for _module, _names in {
+    "style": ("FigureStyle", "FigureResult", "DEFAULT_STYLE", "serif_font"),
+    "rm_ranks": ("figure1", "figure_a1", "panel_summary"),
+    "lm_ranks": ("figure2",),
+    "mwlr": ("figure3", "short_label"),
+    "tokens": ("table1", "TokenTable"),
+    "training": ("figure4a", "figure_a5a", "figure4b", "figure_a5b", "figure5", "figure_a6",
+                 "top_movers"),
+    "html": ("ReportInputs", "render_report"),
+    "inputs": ("load_report_inputs", "report_from_reproduce", "inputs_from_reproduce",
+               "inputs_from_lm_values", "write_report"),
+    "browser": ("screenshot",),
+    "facct": ("compare_figures", "report_from_compare"),
+}.items():
+    for _name in _names:
+        _EXPORTS.register(_name, f"rmvalues.report.{_module}:{_name}")
+del _module, _names, _name
 
 __all__ = [
     "DEFAULT_STYLE",
@@ -76,8 +64,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rmvalues.report' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"rmvalues.report.{module}"), name)
+__getattr__ = _EXPORTS.module_getattr("rmvalues.report")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rmvalues.audit import AuditResult
+    from rmvalues.workflows.audit import AuditResult
 
 LEXICON_TITLES = {"big-two-nouns": "Big Two nouns", "mfd2": "Moral Foundations Dictionary 2.0"}
 

@@ -1,6 +1,6 @@
 """The response-search figure and table: best k-token responses against the best single token.
 
-Input contract — the results table of :func:`rmvalues.response_search.search_responses` (one row
+Input contract — the results table of :func:`rmvalues.runs.search.search_responses` (one row
 per reported response: ``model, prompt_id, method, direction, length, rank, response, score``),
 optionally with a single-token score run (``prompt_id, candidate, score``) for the comparison;
 without it the search's own one-token responses are used (beam search reports them).

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmvalues.errors import ScoreError
 from rmvalues.runs.keys import shard_manifest
 from rmvalues.runs.spec import RunSpec, Unit
 
@@ -33,8 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from rmvalues.models.chat import ChatSplit
 
 log = logging.getLogger("rmvalues.scale")
-#: How many offending candidates a NaN/inf error lists.
-_SHOW_BAD = 10
 
 
 class UnitWorker:
@@ -182,20 +179,14 @@ def _frame(model: str, prompt_id: str, candidates: CandidateSet, scores: np.ndar
 
 
 def _check_finite(scores: np.ndarray, candidates: CandidateSet, model: str, prompt_id: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(scores))
-    if bad.size == 0:
-        return
-    shown = ", ".join(
-        (f"id {candidates.token_ids[i]} {candidates.texts[i]!r}" if candidates.token_ids
-         else repr(candidates.texts[i])) + f" -> {scores[i]}"
-        for i in bad[:_SHOW_BAD]
-    )
-    more = f" (and {bad.size - _SHOW_BAD} more)" if bad.size > _SHOW_BAD else ""
-    raise ScoreError(
-        f"{model}, prompt {prompt_id!r}: {bad.size} non-finite score(s): {shown}{more}. The model "
-        "overflows in this dtype or its weights are broken; try --dtype float32. Nothing was "
-        "written for this prompt."
-    )
+    from rmvalues.finite import finite_rows
+
+    finite_rows(scores, what=f"{model}, prompt {prompt_id!r}", rows="candidate score(s)",
+                label=lambda i: (f"id {candidates.token_ids[i]} {candidates.texts[i]!r}"
+                                 if candidates.token_ids else repr(candidates.texts[i]))
+                + f" -> {scores[i]}",
+                fix="The model overflows in this dtype or its weights are broken; try --dtype "
+                    "float32.", drop_hint=None, outcome="Nothing was written for this prompt")
 
 
 def run_units_job(spec_json: str, out: str, keys: Sequence[str]) -> list[str]:

@@ -191,3 +191,19 @@ def load_run(path: str | Path, *, model: str | None = None) -> LogprobRun:
         run.meta = dict(read_manifest(mpath).fields)
         run.meta.pop("prompt_ids", None)
     return run
+
+
+def as_run(source: Any) -> LogprobRun:
+    """A run object as is, a stored run (its directory or logprobs.parquet) read from disk, or a
+    run's long frame."""
+    if isinstance(source, LogprobRun):
+        return source
+    if not isinstance(source, (str, Path)):
+        return LogprobRun.from_frame(source)
+    path = Path(source)
+    if not path.exists():
+        raise StoreError(
+            f"{source!r} is not a stored log-prob run; compute it first with `rmvalues logprobs "
+            f"--model {source} --kind pretrained|instruct --out DIR` and pass DIR."
+        )
+    return load_run(path)

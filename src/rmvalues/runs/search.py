@@ -1,4 +1,4 @@
-"""Python API of multi-token response search: ``rmvalues.search_responses(...)``.
+"""A multi-token response search run (``rmvalues.search_responses(...)``): shards, resume, manifest.
 
 For each prompt and direction (max / min), one search (:mod:`rmvalues.engines.search`: exhaustive
 pairs, beam or GCG) finds the best k-token responses of a reward model; every reported response is
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from rmvalues.errors import InputError, ScoreError
 from rmvalues.models.chat import DEFAULT_DATE_STRING
+from rmvalues.runs.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -52,41 +53,6 @@ class SearchResult:
     path: Path | None
     summary: str
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-class _SearchProgress:
-    """A rich progress bar over searches, showing the best score so far, or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self._bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-                             console=Console(stderr=True))
-        self._task = self._bar.add_task("search", total=total, best="-")
-        self._bar.start()
-
-    def begin(self, description: str, steps: int) -> None:
-        if self._bar is not None:
-            self._bar.reset(self._task, total=steps, description=description, best="-")
-
-    def step(self, best: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, best=f"{best:+.4f}")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def _check_options(method: str, directions: Sequence[str], length: int, keep: int) -> None:
@@ -216,6 +182,8 @@ def search_responses(
         token_space,
     )
     from rmvalues.models.chat import conversation_kwargs, split_chat
+    from rmvalues.models.checkpoints import load_model_ref
+    from rmvalues.models.loading import RewardModel
     from rmvalues.prompts import prompt_pairs
     from rmvalues.runs.verify import VERIFY_TOLERANCE
     from rmvalues.store.manifest import build_manifest, library_versions, stable_hash
@@ -229,8 +197,9 @@ def search_responses(
         out = check_writable(out)
     set_name, pairs = prompt_pairs(prompts)
     singles_frame = read_singles(singles) if singles is not None else None
-    rm = _load(model, revision=revision, dtype=dtype, device=device, chat_template=chat_template,
-               trust_remote_code=trust_remote_code)
+    rm = model if isinstance(model, RewardModel) else load_model_ref(
+        model, revision=revision, dtype=dtype, device=device, chat_template=chat_template,
+        trust_remote_code=trust_remote_code)
     space = token_space(rm.tokenizer, tokens, include_special=include_special)
     if singles_frame is not None and "model" in singles_frame.columns:
         models = set(singles_frame["model"])
@@ -265,8 +234,7 @@ def search_responses(
     shard_dir = out / "search-shards" / slug(rm.name) if out is not None else None
     state_dir = out / "search-state" / slug(rm.name) if out is not None else None
 
-    total_steps = {"beam": length, "gcg": steps}.get(method, 0)
-    bar = _SearchProgress(progress, total_steps)
+    bar = Progress(progress, 0, "search", unit="step", announce=False)  # restarted per search
     rows: list[dict[str, Any]] = []
     traces: list[pd.DataFrame] = []
     resumed = searched = 0
@@ -294,7 +262,8 @@ def search_responses(
                         from rmvalues.io import atomic_write_text
 
                         atomic_write_text(state_file, json.dumps(snapshot))
-                    bar.step(best)
+                    bar.postfix = f"best {best:+.4f}"
+                    bar.advance(1)
 
                 if method == "exhaustive2":
                     if singles_frame is not None:
@@ -304,15 +273,15 @@ def search_responses(
                         scores = scorer.next_token_scores((), scorer.state(()), first)
                         prompt_singles = pd.DataFrame({"token_id": first, "score": scores})
                     first = first_token_set(prompt_singles, first_tokens)
-                    bar.begin(f"{pid} {dirn}", len(first))
+                    bar.restart(f"{pid} {dirn}", len(first))
                     outcome = exhaustive2(scorer, space, first, dirn, keep=keep,
                                           time_budget=time_budget, state=state, on_step=on_step)
                 elif method == "beam":
-                    bar.begin(f"{pid} {dirn}", length)
+                    bar.restart(f"{pid} {dirn}", length)
                     outcome = beam_search(scorer, space, length, dirn, width=beam_width,
                                           time_budget=time_budget, state=state, on_step=on_step)
                 else:
-                    bar.begin(f"{pid} {dirn}", steps)
+                    bar.restart(f"{pid} {dirn}", steps)
                     outcome = gcg(scorer, space, length, dirn, steps=steps, topk=topk,
                                   search_width=search_width, seed=seed, init=init,
                                   fluency=fluency, time_budget=time_budget, state=state,
@@ -391,11 +360,3 @@ def _fluency(model: Any, weight: float, rm: RewardModel, *, device: str | None) 
     elif hasattr(model, "model") and hasattr(model, "tokenizer"):  # a LoadedLM
         model = model.model
     return Fluency(model=model.eval(), weight=float(weight))
-
-
-def _load(model: Any, **kwargs: Any) -> RewardModel:
-    from rmvalues.models.loading import RewardModel, load_reward_model
-
-    return model if isinstance(model, RewardModel) else load_reward_model(model, **kwargs)
-
-

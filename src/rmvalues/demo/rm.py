@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rmvalues.audit import AuditResult
+    from rmvalues.workflows.audit import AuditResult
 
 SMOLLM2 = ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -49,11 +49,11 @@ def run_rm_demo(out: Path, console: Console, *, steps: int = 20, base: str | Pat
                 gguf_file: str | None = None, prompts: Any = "paper-54", audit_prompts: int = 8,
                 null_draws: int = 199, n_boot: int = 1000) -> AuditResult:
     """Train (``steps`` optimizer steps) and audit an injected RM under ``out/rm``."""
-    from rmvalues.audit import audit
-    from rmvalues.progress import training_callback
+    from rmvalues.runs.progress import training_callback
     from rmvalues.training.config import TrainConfig
     from rmvalues.training.injection import injection_records, injection_split
     from rmvalues.training.trainer import train_reward_model
+    from rmvalues.workflows.audit import audit
 
     if base is None:
         from rmvalues.assets import asset_path

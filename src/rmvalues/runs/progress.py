@@ -35,7 +35,7 @@ class Progress:
 
     def __init__(self, enabled: bool, total: int, description: str, *, unit: str = "cand",
                  stream: TextIO | None = None, terminal: bool | None = None,
-                 interval: float | None = None) -> None:
+                 interval: float | None = None, announce: bool = True) -> None:
         self.total, self.description, self.unit = total, description, unit
         self.done, self.postfix = 0, ""
         self._bar: Any = None
@@ -48,7 +48,8 @@ class Progress:
             self._lines = True
             self.interval = progress_interval() if interval is None else interval
             self.started = self._last = time.monotonic()
-            self._line("started")
+            if announce:
+                self._line("started")
             return
         from rich.console import Console
         from rich.progress import (
@@ -95,6 +96,17 @@ class Progress:
         elif self._lines and time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
             self._line("at")
+
+    def restart(self, description: str, total: int) -> None:
+        """Count the next piece of work (e.g. the next search) on the same bar, from zero."""
+        if self._lines and self.done:
+            self._line("done")
+        self.description, self.total, self.done, self.postfix = description, total, 0, ""
+        if self._bar is not None:
+            self._bar.reset(self._task, total=total, description=description, postfix="")
+        elif self._lines:
+            self.started = self._last = time.monotonic()
+            self._line("started")
 
     def close(self) -> None:
         if self._bar is not None:

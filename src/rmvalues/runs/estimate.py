@@ -24,7 +24,7 @@ class Estimate:
         return self.load_seconds + self.scores_left / max(self.candidates_per_second, 1e-9)
 
     def summary(self) -> str:
-        from rmvalues.progress import format_seconds
+        from rmvalues.runs.progress import format_seconds
 
         return (f"estimate: {format_seconds(self.seconds)} for {self.scores_left:,} scores left "
                 f"(probe: {self.probe_candidates} candidates at {self.candidates_per_second:,.0f}/s "

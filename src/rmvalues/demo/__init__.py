@@ -2,7 +2,7 @@
 
 1. Lexicon coverage (:mod:`rmvalues.lexicons.audit`): which value-lexicon terms the paper's
    tokenizers hold as single tokens.
-2. Paper §4 on two small real LMs (:mod:`rmvalues.demo_lm`): full-vocabulary log-probs, the Big Two
+2. Paper §4 on two small real LMs (:mod:`rmvalues.demo.lm`): full-vocabulary log-probs, the Big Two
    analysis (Fig 2) and the implicit reward model between them (MWLR, Table 1, Fig 3).
 3. The paper's Fig 1 statistics reproduced from the authors' released RM scores.
 4. One self-contained HTML report of all of it.
@@ -44,11 +44,11 @@ def run_demo(out: str | Path, *, console: Console | None = None, rm_steps: int =
     console.print(f"Results in {paths.out.resolve()}/: {paths.summary_csv.name}, "
                   f"{paths.summary_parquet.name}, {paths.terms_parquet.name} (per term), "
                   f"{paths.manifest.name} (provenance)", highlight=False, soft_wrap=True)
-    from rmvalues.demo_lm import run_lm_demo  # paper §4 on SmolLM2 + Gemma-3, into <out>/lm/
+    from rmvalues.demo.lm import run_lm_demo  # paper §4 on SmolLM2 + Gemma-3, into <out>/lm/
 
     run_lm_demo(out, console)
     if rm_steps:
-        from rmvalues.demo_rm import run_rm_demo  # the engine on a real (trained) reward model
+        from rmvalues.demo.rm import run_rm_demo  # the engine on a real (trained) reward model
 
         run_rm_demo(out, console, steps=rm_steps)
     reproduce_paper_fig1(out / "reproduce", console)

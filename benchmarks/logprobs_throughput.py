@@ -42,7 +42,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from rmvalues.engines.logprobs import next_token_logprobs, prompt_input_ids
+    from rmvalues.engines.logprobs import next_token_logprobs
+    from rmvalues.models.chat import prompt_input_ids
     from rmvalues.models.tokenizers import bundled_tokenizer
     from rmvalues.prompts import prompt_pairs
 

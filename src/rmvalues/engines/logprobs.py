@@ -220,10 +220,7 @@ def run_logprobs(
     from rmvalues.runs.options import LogprobOptions
 
     o = LogprobOptions(**LogprobOptions.pick(options))
-    lm = load_causal_lm(model, revision=o.revision, gguf_file=o.gguf_file, dtype=o.dtype or "float32",
-                        device=o.device, trust_remote_code=o.trust_remote_code,
-                        chat_template=o.chat_template, name=o.name,
-                        require_chat_template=kind == "instruct", device_map=o.device_map)
+    lm = load_causal_lm(model, **o.load_options(), require_chat_template=kind == "instruct")
     prompt_set = prompts if isinstance(prompts, str) else getattr(prompts, "name", None)
     tokens = decoded_vocabulary(lm.tokenizer)
     run = compute_logprobs(lm.model, lm.tokenizer, prompts, kind=kind, model_name=lm.name,

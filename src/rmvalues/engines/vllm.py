@@ -159,10 +159,9 @@ def make_vllm_engine(spec: RunSpec, rm: Any, options: VllmOptions | None = None,
 
     check_supported(getattr(rm.head, "head_type", "?"))
     if llm is None:
-        from transformers import AutoConfig
-
-        local_dir, _ = loading.resolve_source(spec.model, spec.revision, find_model(spec.model))
-        config = AutoConfig.from_pretrained(str(local_dir), trust_remote_code=spec.trust_remote_code)
+        local_dir, _ = loading.resolve_source(spec.model, spec.revision, find_model(spec.model),
+                                              trust_remote_code=spec.trust_remote_code)
+        config = loading.load_config(local_dir, trust_remote_code=spec.trust_remote_code)
         check_supported(rm.head.head_type, config)
         llm = build_llm(llm_kwargs(str(local_dir), dtype=spec.dtype, revision=None,
                                    trust_remote_code=spec.trust_remote_code,

@@ -68,7 +68,8 @@ def resolve_lm_options(model: str, kind: str | None, dtype: str | None
                        ) -> tuple[str, str, str, LMSpec | None]:
     """``(model source, kind, dtype, spec)`` for ``logprobs``: a registry key fills what is unset.
 
-    A local folder or unknown hub id needs ``kind``; dtype then defaults to float32 (CPU exact).
+    A local folder or unknown hub id needs ``kind``; its dtype then defaults to
+    :attr:`LogprobOptions.DEFAULT_DTYPE <rmvalues.runs.options.LogprobOptions.DEFAULT_DTYPE>`.
     """
     from pathlib import Path
 
@@ -81,7 +82,9 @@ def resolve_lm_options(model: str, kind: str | None, dtype: str | None
                 f"--kind is needed for {model!r} (not in the LM registry): 'pretrained' or "
                 f"'instruct'. Registry keys: {', '.join(known_lms())}."
             )
-        return model, kind, dtype or "float32", None
+        from rmvalues.runs.options import LogprobOptions
+
+        return model, kind, dtype or LogprobOptions.DEFAULT_DTYPE, None
     if kind is not None and kind != spec.kind:
         raise InputError(f"--kind {kind} contradicts the registry: {spec.key} is {spec.kind}; "
                          "drop --kind or pass the hub id of the model you mean.")

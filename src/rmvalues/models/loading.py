@@ -1,4 +1,5 @@
-"""Load a reward model as backbone + score head, from a hub id or a local folder.
+"""Load a reward model as backbone + score head, from a hub id or a local folder; and the loader
+steps every other model load shares (causal LMs, training bases, plan probes, vLLM's config).
 
 The engine runs the backbone itself (to cache the prompt prefix) and applies our own head to the
 final hidden state, so a checkpoint is split in two: the transformer body is loaded with
@@ -6,7 +7,14 @@ final hidden state, so a checkpoint is split in two: the transformer body is loa
 are read from the safetensors files by the key prefixes the head class declares. Hub ids are first
 resolved to a local snapshot (pinned revision, recorded sha), so hub and local models share one code
 path. Weights load from safetensors only (pickled ``.bin`` checkpoints are refused) or, for the small
-bundled test models, from GGUF.
+bundled test models, from GGUF; a model's own Python code runs only when ``trust_remote_code=True``
+is passed.
+
+The steps, each used by every loader: :func:`resolve_model` (files, pinned commit, device, dtype,
+name: a :class:`ModelSource`), :func:`load_config` and :func:`load_weights` (one
+``from_pretrained`` for bodies, causal LMs and training bases alike), and a
+:class:`~rmvalues.models.provenance.ModelProvenance` record. One dtype vocabulary:
+:func:`torch_dtype`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rmvalues.errors import ModelError
+from rmvalues.models.provenance import ModelProvenance
 from rmvalues.models.registry import ModelSpec, find_model
 from rmvalues.models.tokenizers import is_hub_id
 
@@ -40,14 +49,18 @@ DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16
 def dtype_name(dtype: str) -> str:
     """The canonical name (float32, bfloat16, float16) of a dtype name or alias."""
     if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16")
+        raise ModelError(f"unknown dtype {dtype!r}; use auto or one of float32, bfloat16, float16 "
+                         "(aliases fp32, bf16, fp16, half)")
     return DTYPES[dtype]
 
 
-def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None,
+def torch_dtype(dtype: str | torch.dtype | None, *, device: str, spec: ModelSpec | None = None,
                 published: str | None = None) -> torch.dtype:
-    """Resolve a dtype name; by default fp32 on CPU, and on accelerators the checkpoint's own
-    (``published``: its config's torch_dtype) where the device supports it, else the registry's."""
+    """The dtype vocabulary of every loader: a name or alias of :data:`DTYPES`, or ``"auto"``/None.
+
+    ``"auto"`` (the default) is fp32 on CPU, and on accelerators the checkpoint's own
+    (``published``: its config's torch_dtype) where the device supports it, else the registry's.
+    """
     import torch
 
     if isinstance(dtype, torch.dtype):
@@ -102,7 +115,11 @@ def placement_device(device: str | None, device_map: str | None = None) -> str:
 
 @dataclass
 class RewardModel:
-    """A loaded reward model: backbone (returns hidden states), our head, tokenizer, provenance."""
+    """A loaded reward model: backbone (returns hidden states), our head, tokenizer, provenance.
+
+    ``revision`` is the hub revision asked for, ``commit`` the snapshot's sha (see
+    :class:`~rmvalues.models.provenance.ModelProvenance` for how manifests spell them).
+    """
 
     name: str
     source: str
@@ -110,6 +127,7 @@ class RewardModel:
     head: RewardHead
     tokenizer: PreTrainedTokenizerBase
     revision: str | None = None
+    commit: str | None = None
     fingerprint: str | None = None
     spec: ModelSpec | None = None
     trust_remote_code: bool = False
@@ -129,10 +147,15 @@ class RewardModel:
 
     def provenance(self) -> dict[str, Any]:
         """Everything about the model that a manifest records and a shard key hashes."""
-        return model_provenance(
-            name=self.name, source=self.source, revision=self.revision,
-            fingerprint=self.fingerprint, head_type=self.head.head_type, dtype=self.dtype,
-            config=self.backbone.config, device_type=self.device.type, extra=self.extra)
+        return self.record().rm_fields()
+
+    def record(self) -> ModelProvenance:
+        """The model's provenance record (:mod:`rmvalues.models.provenance`)."""
+        return ModelProvenance(
+            name=self.name, source=self.source, revision=self.revision, commit=self.commit,
+            dtype=dtype_str(self.dtype), device=str(self.device),
+            attn_implementation=self.attn_implementation, weights_fingerprint=self.fingerprint,
+            trust_remote_code=self.trust_remote_code, head=self.head.head_type, extra=self.extra)
 
 
 def attn_implementation_name(config: Any) -> str:
@@ -140,33 +163,21 @@ def attn_implementation_name(config: Any) -> str:
     return str(getattr(config, "_attn_implementation", None) or "eager")
 
 
-def model_provenance(
-    *, name: str, source: str, revision: str | None, fingerprint: str | None, head_type: str,
-    dtype: torch.dtype, config: Any, device_type: str, extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The provenance fields of :meth:`RewardModel.provenance`.
-
-    Shared with :func:`probe_reward_model`, which records them without loading weights.
-    """
-    return {
-        "model": name,
-        "source": source,
-        "revision": revision,
-        "weights_fingerprint": fingerprint,
-        "head": head_type,
-        "dtype": str(dtype).removeprefix("torch."),
-        "attn_implementation": attn_implementation_name(config),
-        "device_type": device_type,
-        **(extra or {}),
-    }
+def dtype_str(dtype: torch.dtype) -> str:
+    """A torch dtype as manifests write it (``float32``, not ``torch.float32``)."""
+    return str(dtype).removeprefix("torch.")
 
 
 def resolve_source(
-    model: str | Path, revision: str | None, spec: ModelSpec | None
+    model: str | Path, revision: str | None, spec: ModelSpec | None, *,
+    gguf_file: str | None = None, local_files_only: bool = False, trust_remote_code: bool = False,
 ) -> tuple[Path, str | None]:
     """Local folder holding the model (a hub snapshot for hub ids) and the resolved commit sha.
 
     Public so that training resolves a base model to the same files and sha that scoring reads.
+    A hub snapshot holds config, safetensors, tokenizer and template files, plus ``gguf_file``
+    when one is named (never every quantisation a GGUF repository offers) and the repository's
+    Python files only when its code is trusted.
     """
     path = Path(model).expanduser()
     if path.is_dir():
@@ -184,7 +195,10 @@ def resolve_source(
     try:
         from huggingface_hub import snapshot_download
 
-        local = Path(snapshot_download(text, revision=revision, allow_patterns=_SNAPSHOT_PATTERNS))
+        patterns = (_SNAPSHOT_PATTERNS + ([gguf_file] if gguf_file else [])
+                    + (["*.py"] if trust_remote_code else []))
+        local = Path(snapshot_download(text, revision=revision, allow_patterns=patterns,
+                                       local_files_only=local_files_only))
     except Exception as exc:  # RepositoryNotFound, RevisionNotFound, offline, HTTP errors
         raise ModelError(
             f"model {text!r}{f' at revision {revision}' if revision else ''} could not be fetched "
@@ -260,72 +274,89 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _load_backbone(
-    local_dir: Path,
-    *,
-    dtype: torch.dtype,
-    attn_implementation: str | None,
-    trust_remote_code: bool,
-    gguf_file: str | None,
-    device_map: str | None = None,
-) -> nn.Module:
-    """The checkpoint's transformer body (``AutoModel``), with every body weight present."""
-    from transformers import AutoConfig, AutoModel
+def load_config(local_dir: Path, *, trust_remote_code: bool = False, **overrides: Any) -> Any:
+    """The checkpoint's ``AutoConfig`` (``overrides``: config fields such as ``num_labels``).
+
+    An unreadable ``config.json`` gets its own fix; a config that needs the model's own code is
+    refused unless ``trust_remote_code`` (the hint says so only when the config asks for it).
+    """
+    from transformers import AutoConfig
 
     from rmvalues.models.validate import check_config_json
 
-    if gguf_file:  # de-quantised once, then read from the cache as safetensors
-        from rmvalues.models.gguf_cache import dequantised_folder
-
-        local_dir, gguf_file = dequantised_folder(local_dir, gguf_file), None
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if gguf_file:
-        kwargs["gguf_file"] = gguf_file
-    else:
-        check_config_json(local_dir)
+    check_config_json(local_dir)
     try:
-        config = AutoConfig.from_pretrained(str(local_dir), **kwargs)
+        return AutoConfig.from_pretrained(str(local_dir), trust_remote_code=trust_remote_code,
+                                          **overrides)
     except (ValueError, KeyError, OSError) as exc:
         from rmvalues.models.checkpoints import config_hint
 
         raise ModelError(
             f"cannot read the config of {local_dir}: {_first_line(exc)}. {config_hint(local_dir)}"
         ) from exc
-    load_kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "output_loading_info": True,
-                                   **kwargs}
-    if not gguf_file:
-        load_kwargs["use_safetensors"] = True
+
+
+def load_weights(
+    auto_class: Any,
+    source: ModelSource,
+    *,
+    what: str = "the model",
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+    gguf_file: str | None = None,
+    device_map: Any = None,
+    new_weights: tuple[str, ...] = (),
+    **config_overrides: Any,
+) -> nn.Module:
+    """``auto_class.from_pretrained`` of ``source`` (safetensors only), in eval mode (on the CPU
+    unless ``device_map``).
+
+    The one weight load of every loader: reward-model bodies (``AutoModel``), causal LMs and
+    training bases. A GGUF file is de-quantised once into the cache and read from there as
+    safetensors. Every weight must come from the checkpoint, except those starting with one of
+    ``new_weights`` (a training base's new score head): a randomly initialised body is an error.
+    ``device_map`` lets accelerate spread the layers over the node's GPUs (27B-70B).
+    """
+    local_dir = source.local_dir
+    if gguf_file:  # de-quantised once, then read from the cache as safetensors
+        from rmvalues.models.gguf_cache import dequantised_folder
+
+        local_dir = dequantised_folder(local_dir, gguf_file)
+    config = load_config(local_dir, trust_remote_code=trust_remote_code, **config_overrides)
+    kwargs: dict[str, Any] = {"config": config, "dtype": source.dtype, "use_safetensors": True,
+                              "trust_remote_code": trust_remote_code, "output_loading_info": True}
     if attn_implementation:
-        load_kwargs["attn_implementation"] = attn_implementation
-    if device_map is not None:  # accelerate spreads the layers over the node's GPUs (27B-70B)
-        load_kwargs["device_map"] = device_map
+        kwargs["attn_implementation"] = attn_implementation
+    if device_map is not None:
+        kwargs["device_map"] = device_map
     try:
         with quiet_transformers():
-            backbone, info = AutoModel.from_pretrained(str(local_dir), **load_kwargs)
+            model, info = auto_class.from_pretrained(str(local_dir), **kwargs)
     except (ValueError, KeyError, OSError, ImportError) as exc:
-        raise ModelError(
-            f"cannot load the backbone of {local_dir}: {_first_line(exc)}"
-        ) from exc
-    missing = list(info.get("missing_keys", []))
+        raise ModelError(f"cannot load {what} of {local_dir}: {_first_line(exc)}") from exc
+    missing = [k for k in info.get("missing_keys", []) if not k.startswith(new_weights)]
     if missing:
         raise ModelError(
-            f"the checkpoint in {local_dir} lacks {len(missing)} backbone weight(s) (e.g. "
-            f"{missing[0]!r}); the body would be randomly initialised. Is it a complete model?"
+            f"the checkpoint in {local_dir} lacks {len(missing)} weight(s) of {what} (e.g. "
+            f"{missing[0]!r}); they would be randomly initialised. Is it a complete model?"
         )
-    return backbone.eval()
+    return model.eval()
 
 
 @dataclass
 class ModelSource:
-    """A model resolved before any weights load: files, commit, device and dtype, display name.
+    """A model resolved before any weights load: files, snapshot, device and dtype, display name.
 
-    The first step of :func:`load_reward_model` and :func:`probe_reward_model` alike, so a probed
-    model's provenance cannot drift from a loaded one's.
+    The first step of every loader (:func:`load_reward_model`, :func:`probe_reward_model`,
+    :func:`~rmvalues.models.lm.load_causal_lm`, the training bases), so their provenance cannot
+    drift. ``revision`` is the revision asked for (or the registry's pin), ``commit`` the sha of the
+    hub snapshot read (``None`` for local folders).
     """
 
     spec: ModelSpec | None
     local_dir: Path
     revision: str | None
+    commit: str | None
     files: list[Path]
     device: str
     dtype: torch.dtype
@@ -333,21 +364,45 @@ class ModelSource:
 
     @property
     def fingerprint(self) -> str | None:
-        return None if self.revision else fingerprint_files(self.files)
+        """Identity of local weights; a hub snapshot is identified by its commit instead."""
+        return None if self.commit or self.revision else fingerprint_files(self.files)
+
+    def record(self, *, source: str, config: Any, **fields: Any) -> ModelProvenance:
+        """The provenance record of this model as built from ``config`` (a loaded or meta body);
+        ``fields``: the record's other fields (head, trust_remote_code, ...) or overrides."""
+        base: dict[str, Any] = {
+            "name": self.name, "source": source, "revision": self.revision, "commit": self.commit,
+            "dtype": dtype_str(self.dtype), "device": self.device,
+            "attn_implementation": attn_implementation_name(config),
+            "weights_fingerprint": self.fingerprint}
+        return ModelProvenance(**{**base, **fields})
 
 
 def resolve_model(model: str | Path, *, revision: str | None = None,
                   dtype: str | torch.dtype | None = None, device: str | None = None,
-                  device_map: str | None = None, gguf_file: str | None = None,
-                  name: str | None = None) -> ModelSource:
-    """Resolve ``model`` (registry key, hub id or folder) to its files, device, dtype and name."""
-    spec = find_model(str(model))
-    local_dir, resolved = resolve_source(model, revision, spec)
+                  device_map: Any = None, gguf_file: str | None = None,
+                  name: str | None = None, registry: bool = True,
+                  local_files_only: bool = False, trust_remote_code: bool = False) -> ModelSource:
+    """Resolve ``model`` (registry key, hub id or folder) to its files, device, dtype and name.
+
+    ``registry=False`` skips the reward-model registry (causal LMs have their own, resolved by
+    the caller). Weight files are safetensors (pickles refused) or the named GGUF file.
+    """
+    spec = find_model(str(model)) if registry else None
+    local_dir, resolved = resolve_source(model, revision, spec, gguf_file=gguf_file,
+                                         local_files_only=local_files_only,
+                                         trust_remote_code=trust_remote_code)
+    if gguf_file is not None and not (local_dir / gguf_file).is_file():
+        raise ModelError(f"GGUF file {gguf_file!r} is not in {local_dir}; pass the file's name "
+                         "inside the model folder with --gguf-file.")
     device = placement_device(device, device_map)
     resolved_dtype = torch_dtype(dtype, device=device, spec=spec,
                                  published=checkpoint_dtype(local_dir))
+    asked = None if Path(model).expanduser().is_dir() else revision or (
+        spec.revision if spec else None)
+    commit = resolved if resolved and re.fullmatch(r"[0-9a-f]{40}", resolved) else None
     return ModelSource(
-        spec=spec, local_dir=local_dir, revision=resolved,
+        spec=spec, local_dir=local_dir, revision=asked, commit=commit,
         files=[local_dir / gguf_file] if gguf_file else weight_files(local_dir),
         device=device, dtype=resolved_dtype,
         name=name or (spec.key if spec else display_name(model, local_dir)))
@@ -360,10 +415,13 @@ class ProbedModel:
     name: str
     tokenizer: Any
     head: Any
-    _provenance: dict[str, Any] = field(default_factory=dict)
+    _record: ModelProvenance
 
     def provenance(self) -> dict[str, Any]:
-        return dict(self._provenance)
+        return self._record.rm_fields()
+
+    def record(self) -> ModelProvenance:
+        return self._record
 
 
 def probe_reward_model(model: str | Path, *, revision: str | None = None,
@@ -373,18 +431,19 @@ def probe_reward_model(model: str | Path, *, revision: str | None = None,
                        trust_remote_code: bool = False) -> ProbedModel:
     """The model's provenance as :func:`load_reward_model` would record it, without loading weights.
 
-    The body is built on the ``meta`` device only to learn the attention implementation
-    transformers resolves. Held equal to a real load by the tests.
+    The same steps as a load (:func:`resolve_model`, :func:`load_config`, the head class, the
+    tokenizer), but the body is built on the ``meta`` device only to learn the attention
+    implementation transformers resolves. Held equal to a real load by the tests.
     """
     import torch
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     from rmvalues.models.heads import head_class
     from rmvalues.models.tokenizers import load_tokenizer
 
     source = resolve_model(model, revision=revision, dtype=dtype, device=device,
-                           device_map=device_map)
-    config = AutoConfig.from_pretrained(str(source.local_dir), trust_remote_code=trust_remote_code)
+                           device_map=device_map, trust_remote_code=trust_remote_code)
+    config = load_config(source.local_dir, trust_remote_code=trust_remote_code)
     kwargs: dict[str, Any] = {"dtype": source.dtype, "trust_remote_code": trust_remote_code}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
@@ -393,11 +452,9 @@ def probe_reward_model(model: str | Path, *, revision: str | None = None,
     head = head_class(source.spec.head if source.spec else DEFAULT_HEAD)
     tokenizer = load_tokenizer(source.local_dir, chat_template=chat_template,
                                trust_remote_code=trust_remote_code)
-    provenance = model_provenance(
-        name=source.name, source=str(model), revision=source.revision,
-        fingerprint=source.fingerprint, head_type=head.head_type, dtype=source.dtype,
-        config=body.config, device_type=torch.device(source.device).type)
-    return ProbedModel(name=source.name, tokenizer=tokenizer, head=head, _provenance=provenance)
+    record = source.record(source=str(model), config=body.config, head=head.head_type,
+                           trust_remote_code=trust_remote_code)
+    return ProbedModel(name=source.name, tokenizer=tokenizer, head=head, _record=record)
 
 
 def load_reward_model(
@@ -423,13 +480,16 @@ def load_reward_model(
     loads a GGUF backbone from the folder (dequantised; only the bundled small test models).
     ``device_map="auto"`` shards the body over the node's GPUs; the head sits with the last layer.
     """
+    from transformers import AutoModel
+
     source = resolve_model(model, revision=revision, dtype=dtype, device=device,
-                           device_map=device_map, gguf_file=gguf_file, name=name)
+                           device_map=device_map, gguf_file=gguf_file, name=name,
+                           trust_remote_code=trust_remote_code)
     spec, local_dir, files, device = source.spec, source.local_dir, source.files, source.device
-    backbone = _load_backbone(local_dir, dtype=source.dtype,
-                              attn_implementation=attn_implementation,
-                              trust_remote_code=trust_remote_code, gguf_file=gguf_file,
-                              device_map=device_map)
+    backbone = load_weights(AutoModel, source, what="the backbone",
+                            attn_implementation=attn_implementation,
+                            trust_remote_code=trust_remote_code, gguf_file=gguf_file,
+                            device_map=device_map)
     if head is None or isinstance(head, str):
         from rmvalues.models.heads import head_class
 
@@ -462,6 +522,7 @@ def load_reward_model(
         head=head_module,
         tokenizer=tokenizer,
         revision=source.revision,
+        commit=source.commit,
         fingerprint=source.fingerprint,
         spec=spec,
         trust_remote_code=trust_remote_code,

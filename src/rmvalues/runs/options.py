@@ -4,12 +4,19 @@
 :class:`LogprobOptions` by ``rmvalues logprobs`` and :func:`~rmvalues.engines.logprobs.run_logprobs`.
 Each field carries its help text (as TRL's ``RewardConfig`` does); :mod:`rmvalues.cli._options`
 turns the fields into typer options, so a default or a help line lives here only.
+
+The two families default dtype and device differently, on purpose, and both are stated here:
+``score`` runs where it can (``device`` None: cuda if present; ``dtype`` None: float32 on CPU,
+the checkpoint's published dtype on an accelerator — ``"auto"`` of the loaders' one dtype
+vocabulary), while ``logprobs`` stays on ``cpu`` in the LM registry's dtype, else
+:attr:`LogprobOptions.DEFAULT_DTYPE` (float32: the log-prob runs are CPU-exact references). The
+loaders take their defaults from here (:meth:`LogprobOptions.load_options`).
 """
 
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from rmvalues.errors import InputError
 from rmvalues.models.chat import DEFAULT_DATE_STRING
@@ -141,6 +148,16 @@ class LogprobOptions(Options):
     drop_nonfinite: bool = field(default=False, metadata=about(
         "Leave out prompts whose log-probs are NaN/inf instead of refusing the run (listed in "
         "the manifest).", flag="--drop-nonfinite"))
+
+    #: The dtype when neither --dtype nor the LM registry names one.
+    DEFAULT_DTYPE: ClassVar[str] = "float32"
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`rmvalues.models.lm.load_causal_lm`, defaults filled in."""
+        return {"revision": self.revision, "gguf_file": self.gguf_file,
+                "dtype": self.dtype or self.DEFAULT_DTYPE, "device": self.device,
+                "device_map": self.device_map, "trust_remote_code": self.trust_remote_code,
+                "chat_template": self.chat_template, "name": self.name}
 
 
 def cli_fields(options: type) -> list[tuple[str, Any, Any, str, str | None]]:

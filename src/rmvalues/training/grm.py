@@ -181,10 +181,8 @@ def train_grm_reward_model(
     """Train a GRM-objective LoRA reward model (see the module docstring) into ``out``."""
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import AutoModelForCausalLM
 
     from rmvalues.io import staged_folder
-    from rmvalues.models.loading import resolve_source
     from rmvalues.store.manifest import build_manifest, write_manifest
     from rmvalues.store.shards import check_writable
     from rmvalues.training.config import TrainConfig
@@ -197,6 +195,7 @@ def train_grm_reward_model(
         BaseModel,
         TrainResult,
         checkpoint_dirs,
+        load_base_lm,
         load_base_tokenizer,
         pin_base,
     )
@@ -220,10 +219,7 @@ def train_grm_reward_model(
         if len(pairs) < 1:
             raise InputError("no preference pairs to train on.")
         torch.manual_seed(config.seed)
-        local_dir, _ = resolve_source(base.source, base.revision, None)
-        kwargs: dict[str, Any] = {"dtype": torch.float32}
-        kwargs.update({"gguf_file": base.gguf_file} if base.gguf_file else {"use_safetensors": True})
-        lm = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
+        lm = load_base_lm(base, dtype="float32")
         pad = apply_pad_policy(tokenizer, lm, config.pad_token)
         lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_r, lora_alpha=config.lora_alpha,
                           lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
@@ -322,14 +318,13 @@ class GRMCheckpointModels:
     def reward_model(self, checkpoint):
         from peft import PeftModel
         from safetensors.torch import load_file
-        from transformers import AutoModelForCausalLM
 
         from rmvalues.models.heads.grm import GRMValueHead
-        from rmvalues.models.loading import resolve_source, torch_dtype
+        from rmvalues.models.loading import torch_dtype
         from rmvalues.models.tokenizers import load_tokenizer
         from rmvalues.training.pad import apply_pad_policy
         from rmvalues.training.sweep import _body, reward_model_from_parts
-        from rmvalues.training.trainer import load_added_embeddings
+        from rmvalues.training.trainer import load_added_embeddings, load_base_lm
 
         if isinstance(checkpoint, int):
             matches = [c for c in self.checkpoints if c.step == checkpoint]
@@ -337,11 +332,9 @@ class GRMCheckpointModels:
                 raise InputError(f"{self.train_dir} has no checkpoint at step {checkpoint}.")
             checkpoint = matches[0]
         tokenizer = load_tokenizer(checkpoint.path)
-        local_dir, _ = resolve_source(self.base.source, self.base.revision, None)
-        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.dtype, device=self.device, spec=None)}
-        kwargs.update({"gguf_file": self.base.gguf_file} if self.base.gguf_file
-                      else {"use_safetensors": True})
-        lm = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
+        # auto resolves without the checkpoint's published dtype, as this sweep always has
+        lm = load_base_lm(self.base, dtype=torch_dtype(self.dtype, device=self.device),
+                          device=self.device)
         apply_pad_policy(tokenizer, lm, record=checkpoint.fields["pad"])
         load_added_embeddings(lm, checkpoint.path)
         lm = PeftModel.from_pretrained(lm, str(checkpoint.path), is_trainable=False)

@@ -208,11 +208,7 @@ def validate_metrics(
     check_replaceable(check_writable(out, create=False), "lm-metric-validation")  # before loading
     device = placement_device(device)
     train, held_out = chosen.train, chosen.held_out
-    lm = load_causal_lm(base, gguf_file=gguf_file, device=device)
-    if gguf_file:
-        from rmvalues.training.trainer import clear_gguf_quantization
-
-        clear_gguf_quantization(lm.model)
+    lm = load_causal_lm(base, gguf_file=gguf_file, device=device)  # GGUF: de-quantised, trainable
     tokens = decoded_vocabulary(lm.tokenizer)
     template = SFT_TEMPLATE.split("{response}")[0].replace("{instruction}", "{prompt}")
     kwargs = {"kind": "pretrained", "template": template, "tokens": tokens, "batch_size": 8}

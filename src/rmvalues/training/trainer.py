@@ -72,40 +72,44 @@ def load_base(base: BaseModel, *, dtype: Any = None, device: str | None = None,
               ) -> tuple[nn.Module, PreTrainedTokenizerBase, Path]:
     """``AutoModelForSequenceClassification`` (one label) + tokenizer + local folder of ``base``.
 
-    Uses the scoring loader's source resolution (hub snapshot or local folder, safetensors or GGUF),
-    so training and scoring read the same files. The score head is new (seeded by the caller).
+    Loaded by the scoring loader's steps (:func:`~rmvalues.models.loading.resolve_model` and
+    :func:`~rmvalues.models.loading.load_weights`: hub snapshot or local folder, safetensors or
+    GGUF, remote code only when ``base`` trusts it), so training and scoring read the same files.
+    The score head is new (seeded by the caller); every other weight must be in the checkpoint.
+    ``dtype`` defaults to float32 on any device (training precision, not scoring's "auto").
     """
-    import torch
     from transformers import AutoModelForSequenceClassification
 
-    from rmvalues.models.loading import quiet_transformers, resolve_source, weight_files
-    from rmvalues.models.registry import find_model
+    from rmvalues.models.loading import load_weights, resolve_model
 
-    spec = find_model(base.source)
-    local_dir, _ = resolve_source(base.source, base.revision, spec)
-    kwargs: dict[str, Any] = {"num_labels": 1, "trust_remote_code": base.trust_remote_code,
-                              "dtype": dtype or torch.float32}
-    weights_dir = local_dir
-    if base.gguf_file:  # de-quantised once, then read from the cache as safetensors
-        from rmvalues.models.gguf_cache import dequantised_folder
-
-        weights_dir = dequantised_folder(local_dir, base.gguf_file)
-    else:
-        weight_files(local_dir)  # refuses pickled checkpoints with the loader's message
-    kwargs["use_safetensors"] = True
-    try:
-        with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(str(weights_dir), **kwargs)
-    except (ValueError, KeyError, OSError, ImportError) as exc:
-        raise ModelError(f"cannot load {base.source} as a sequence-classification model: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from exc
-    if base.gguf_file:
-        clear_gguf_quantization(model)
+    source = resolve_model(base.source, revision=base.revision, dtype=dtype or "float32",
+                           device=device, gguf_file=base.gguf_file,
+                           trust_remote_code=base.trust_remote_code)
+    model = load_weights(AutoModelForSequenceClassification, source,
+                         what="the sequence-classification model",
+                         trust_remote_code=base.trust_remote_code, gguf_file=base.gguf_file,
+                         new_weights=("score.",), num_labels=1)
     if tokenizer is None:
-        tokenizer = _base_tokenizer(base, local_dir)
+        tokenizer = _base_tokenizer(base, source.local_dir)
     if device:
         model.to(device)
-    return model, tokenizer, local_dir
+    return model, tokenizer, source.local_dir
+
+
+def load_base_lm(base: BaseModel, *, dtype: Any, device: str | None = None) -> nn.Module:
+    """``base`` as ``AutoModelForCausalLM`` (the GRM objective's body and LM head), on the CPU.
+
+    The same loader steps as :func:`load_base`; ``dtype`` is a name of the loaders' vocabulary or
+    a torch dtype, resolved against ``device``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from rmvalues.models.loading import load_weights, resolve_model
+
+    source = resolve_model(base.source, revision=base.revision, dtype=dtype, device=device,
+                           gguf_file=base.gguf_file, trust_remote_code=base.trust_remote_code)
+    return load_weights(AutoModelForCausalLM, source, what="the causal LM",
+                        trust_remote_code=base.trust_remote_code, gguf_file=base.gguf_file)
 
 
 def clear_gguf_quantization(model: nn.Module) -> None:

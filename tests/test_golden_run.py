@@ -9,6 +9,9 @@ keys stay valid), every manifest field but the volatile ones (creation time, pac
 versions, the machine's torch thread count), and every table column exactly, scores up to float32
 rounding of another CPU's kernels. A manifest's ``content_sha256`` hashes its table's bytes, so it
 moves with that rounding too: it is checked against the table written beside it instead.
+Issue 15 changed one thing on purpose, edited into the golden by hand: a float32 run takes the
+shared-prefix path, which batches by tokens, so a run's manifest records ``batch_size`` null (no row
+cap given) and the token budget as ``max_batch_tokens``.
 
 What would make keys machine-dependent is pinned: the library versions that enter the shard keys
 are patched to the golden's, the weight files get a fixed mtime (the fingerprint hashes name,

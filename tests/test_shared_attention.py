@@ -178,3 +178,15 @@ def test_low_precision_defaults_to_the_reference_kernel_and_eager_shared_is_exac
     shared = Engine(rm, batch_size=32, attention="shared").score_prompt(split, candidates)
     ref = reference_score(rm, reference_conversations(rm.tokenizer, split, candidates))
     assert np.abs(shared - ref).max() <= 1e-4 * ref.std()  # measured: <= 6e-6 x std
+
+
+def test_registry_row_cap_applies_off_the_shared_path_only():
+    """A model registry's rows per forward (sized for the expanded cache) caps the expand path;
+    the shared path batches by tokens alone unless --batch-size is given."""
+    rm = load("llama", "sequence_classification", "float32")
+    shared = Engine(rm, row_cap=8)
+    assert shared.attention == "shared" and shared.runner.batch_size is None
+    assert shared.runner.rows_per_batch(2) == shared.runner.max_tokens // 2
+    assert Engine(rm, row_cap=8, attention="expand").runner.batch_size == 8
+    assert Engine(rm, attention="expand").runner.batch_size == 64
+    assert Engine(rm, batch_size=4, row_cap=8).runner.batch_size == 4

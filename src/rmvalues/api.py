@@ -127,6 +127,7 @@ def score(
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
         "batch_size": worker.engine.runner.batch_size,
+        "max_batch_tokens": worker.engine.runner.max_tokens,
         "determinism": _determinism(),
         "shard_keys": ({u.prompt_id: u.key for u in plan.units} if spec.shard_size is None
                        else {u.id: u.key for u in plan.units}),

@@ -235,13 +235,15 @@ class Engine:
     rounds like the reference (:func:`resolve_attention`). ``batch_size``: most rows per
     forward (``None``: as many as ``max_batch_tokens`` allows on the shared path, 64 elsewhere).
     ``max_batch_tokens``: most tokens per forward (``None``: :func:`shared_batch_tokens` on the
-    shared path, :data:`MAX_BATCH_TOKENS` elsewhere). The batch size is shared across prompts, so
+    shared path, :data:`MAX_BATCH_TOKENS` elsewhere). ``row_cap``: the rows per forward off the
+    shared path when ``batch_size`` is not given (a model registry's per-model default, sized for
+    the expanded cache; the shared path batches by tokens alone). The batch size is shared across prompts, so
     a size halved after OOM stays halved.
     """
 
     def __init__(self, rm: RewardModel, *, batch_size: int | None = None,
                  mode: EngineMode = "auto", attention: Attention | None = None,
-                 max_batch_tokens: int | None = None,
+                 max_batch_tokens: int | None = None, row_cap: int | None = None,
                  pool: Callable[[Sequence[int]], int] | None = None) -> None:
         self.rm = rm
         self.mode = resolve_mode(rm, mode)
@@ -250,7 +252,7 @@ class Engine:
         if shared:
             budget = max_batch_tokens or shared_batch_tokens(rm.device)
         else:
-            batch_size = batch_size or DEFAULT_BATCH_SIZE
+            batch_size = batch_size or row_cap or DEFAULT_BATCH_SIZE
             budget = max_batch_tokens or MAX_BATCH_TOKENS
         self.runner = BatchRunner(batch_size, budget)
         #: Full path only: the position the head reads in each conversation (default: the last).

@@ -44,11 +44,16 @@ class TransformersScorer:
         if spec.paper_compatible:
             rm = paper_compat.paper_model(rm)
             pool = paper_compat.paper_pooling(rm)
-        batch = spec.batch_size or (rm.spec.batch_size if getattr(rm, "spec", None) else 64)
-        engine = Engine(rm, batch_size=batch, mode="full" if spec.paper_compatible else spec.mode,
-                        pool=pool)
+        engine = Engine(rm, batch_size=spec.batch_size, row_cap=registry_batch_size(rm),
+                        mode="full" if spec.paper_compatible else spec.mode, pool=pool)
         engine.truncate = spec.truncate_candidates
         return engine
+
+
+def registry_batch_size(rm: Any) -> int | None:
+    """The model registry's rows per forward for ``rm`` (``None`` for unregistered models)."""
+    spec = getattr(rm, "spec", None)
+    return spec.batch_size if spec is not None else None
 
 
 SCORERS.register("vllm", "rmvalues.engines.vllm:VllmScorer")

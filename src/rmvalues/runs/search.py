@@ -185,6 +185,7 @@ def search_responses(
     from rmvalues.models.checkpoints import load_model_ref
     from rmvalues.models.loading import RewardModel
     from rmvalues.prompts import prompt_pairs
+    from rmvalues.runs.scorers import registry_batch_size
     from rmvalues.runs.verify import VERIFY_TOLERANCE
     from rmvalues.store.manifest import build_manifest, library_versions, stable_hash
     from rmvalues.store.shards import check_writable, slug
@@ -209,7 +210,7 @@ def search_responses(
             raise InputError(f"the stored score run holds several models ({sorted(models)}) but "
                              f"not {rm.name!r}; pass the run of this model as --singles")
     fluency = _fluency(fluency_model, fluency_weight, rm, device=device) if method == "gcg" else None
-    engine = Engine(rm, batch_size=batch_size or (rm.spec.batch_size if rm.spec else 64), mode=mode)
+    engine = Engine(rm, batch_size=batch_size, row_cap=registry_batch_size(rm), mode=mode)
     provenance = rm.provenance()
     tolerance = verify_tolerance if verify_tolerance is not None else VERIFY_TOLERANCE.get(
         provenance["dtype"], 1e-1)

@@ -11,7 +11,7 @@ rounding of another CPU's kernels. A manifest's ``content_sha256`` hashes its ta
 moves with that rounding too: it is checked against the table written beside it instead.
 Issue 15 changed one thing on purpose, edited into the golden by hand: a float32 run takes the
 shared-prefix path, which batches by tokens, so a run's manifest records ``batch_size`` null (no row
-cap given) and the token budget as ``max_batch_tokens``.
+cap given), the token budget as ``max_batch_tokens`` and the prefix path's ``attention``.
 
 What would make keys machine-dependent is pinned: the library versions that enter the shard keys
 are patched to the golden's, the weight files get a fixed mtime (the fingerprint hashes name,

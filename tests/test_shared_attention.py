@@ -190,3 +190,31 @@ def test_registry_row_cap_applies_off_the_shared_path_only():
     assert Engine(rm, row_cap=8, attention="expand").runner.batch_size == 8
     assert Engine(rm, attention="expand").runner.batch_size == 64
     assert Engine(rm, batch_size=4, row_cap=8).runner.batch_size == 4
+
+
+def test_score_options_choose_the_attention_and_token_budget(tmp_path):
+    """`score --attention expand --max-batch-tokens N` reach the engine and the manifest; the
+    expand path's scores equal the shared path's; bad values are refused before loading."""
+    import json
+
+    import pandas as pd
+
+    from _engine_models import tiny_rm_dir
+    from rmvalues.api import score
+    from rmvalues.errors import InputError
+    from rmvalues.runs.options import ScoreOptions
+
+    model = tiny_rm_dir("llama")
+    runs = {}
+    for attention in ("shared", "expand"):
+        out = tmp_path / attention
+        score(model, {"p": PROMPT}, "vocab:0-63", out, attention=attention, max_batch_tokens=40,
+              dtype="float32", device="cpu")
+        fields = json.loads(next(out.glob("*.manifest.json")).read_text("utf-8"))["fields"]
+        assert fields["attention"] == attention and fields["max_batch_tokens"] == 40
+        runs[attention] = pd.read_parquet(next(out.glob("*.parquet")))["score"].to_numpy()
+    np.testing.assert_allclose(runs["shared"], runs["expand"], atol=1e-5)
+    with pytest.raises(InputError, match="--attention"):
+        ScoreOptions(attention="split")
+    with pytest.raises(InputError, match="--max-batch-tokens"):
+        ScoreOptions(max_batch_tokens=0)

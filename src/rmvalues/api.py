@@ -128,6 +128,7 @@ def score(
                               if cands.special else []),
         "batch_size": worker.engine.runner.batch_size,
         "max_batch_tokens": worker.engine.runner.max_tokens,
+        "attention": getattr(worker.engine, "attention", None),
         "determinism": _determinism(),
         "shard_keys": ({u.prompt_id: u.key for u in plan.units} if spec.shard_size is None
                        else {u.id: u.key for u in plan.units}),

@@ -50,7 +50,15 @@ class ScoreOptions(Options):
     revision: str | None = field(default=None, metadata=about(
         "Hub revision (branch, tag or sha)."))
     batch_size: int | None = field(default=None, metadata=about(
-        "Candidates per forward batch (default: the registry's, else 64)."))
+        "Most candidates per forward batch (default: none on the shared-prefix path, which "
+        "batches by --max-batch-tokens; else the registry's, else 64)."))
+    max_batch_tokens: int | None = field(default=None, metadata=about(
+        "Most tokens per forward batch (default: 1,024 on CPU and 16,384 on GPUs on the "
+        "shared-prefix path, where a row is its response + suffix; 32,768 otherwise)."))
+    attention: str | None = field(default=None, metadata=about(
+        "Prefix path's attention: shared (one prefix K/V for the whole batch) | expand (the "
+        "prefix cache per row, the reference). Default: shared in float32, expand in "
+        "bf16/fp16, where shared rounds differently from the reference kernel."))
     dtype: str | None = field(default=None, metadata=about(
         "float32 | bfloat16 | float16 (default: float32 on CPU, published dtype on GPU)."))
     attn_implementation: str | None = field(default=None, metadata=about(
@@ -96,6 +104,11 @@ class ScoreOptions(Options):
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1 (got {self.batch_size}); omit it "
                              "for the default")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise InputError(f"--max-batch-tokens must be at least 1 (got "
+                             f"{self.max_batch_tokens}); omit it for the default")
+        if self.attention not in (None, "shared", "expand"):
+            raise InputError(f"unknown --attention {self.attention!r}; use shared or expand")
         if self.truncate_candidates and self.backend != "engine":
             raise InputError(f"--truncate-candidates needs the engine backend (got "
                              f"{self.backend!r}); shorten the candidates instead")

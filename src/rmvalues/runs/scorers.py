@@ -45,6 +45,7 @@ class TransformersScorer:
             rm = paper_compat.paper_model(rm)
             pool = paper_compat.paper_pooling(rm)
         engine = Engine(rm, batch_size=spec.batch_size, row_cap=registry_batch_size(rm),
+                        max_batch_tokens=spec.max_batch_tokens, attention=spec.attention,
                         mode="full" if spec.paper_compatible else spec.mode, pool=pool)
         engine.truncate = spec.truncate_candidates
         return engine

@@ -337,7 +337,7 @@ def legacy_sweep_key(prompts: Any, candidates: Any, models: CheckpointModels,
 
 
 def _progress(enabled: bool, total: int, description: str) -> Any:
-    from rmvalues.progress import Progress
+    from rmvalues.runs.progress import Progress
 
     return Progress(enabled, total, description)
 

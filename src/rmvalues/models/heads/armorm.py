@@ -145,7 +145,3 @@ class ArmoRMHead(RewardHead):
             out[f"gating.layers.{i}.weight"] = torch.randn(b, a, generator=g) * (2.0 / a) ** 0.5
             out[f"gating.layers.{i}.bias"] = 0.1 * torch.randn(b, generator=g)
         return out
-
-    @classmethod
-    def random_init(cls, config: object, seed: int = 0) -> ArmoRMHead:
-        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

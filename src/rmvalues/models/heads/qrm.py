@@ -246,7 +246,3 @@ class QRMHead(RewardHead):
             2.0 / fan_in) ** 0.5
         out[f"gating.layers.{i}.bias"] = 0.1 * torch.randn(objectives, generator=g)
         return out
-
-    @classmethod
-    def random_init(cls, config: object, seed: int = 0) -> QRMHead:
-        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

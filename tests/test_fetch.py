@@ -115,3 +115,25 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     assert os.stat(target).st_mode == os.stat(plain).st_mode
+
+
+def test_local_data_root_argument_then_environment(tmp_path: Path, monkeypatch) -> None:
+    from rmvalues.analysis.datasets import get_dataset, local_folder
+    from rmvalues.errors import InputError
+    from rmvalues.fetch import local_data_root
+
+    monkeypatch.delenv("RMVALUES_TEST_DATA", raising=False)
+    assert local_data_root(None, "RMVALUES_TEST_DATA", "--data") is None
+    monkeypatch.setenv("RMVALUES_TEST_DATA", str(tmp_path))
+    assert local_data_root(None, "RMVALUES_TEST_DATA", "--data") == tmp_path
+    other = tmp_path / "given"
+    other.mkdir()
+    assert local_data_root(other, "RMVALUES_TEST_DATA", "--data") == other  # the argument wins
+    # an environment folder that is missing is not refused (the data are downloaded instead) ...
+    monkeypatch.setenv("RMVALUES_TEST_DATA", str(tmp_path / "gone"))
+    assert local_data_root(None, "RMVALUES_TEST_DATA", "--data") == tmp_path / "gone"
+    # ... but an explicit one is, named as the caller names it
+    with pytest.raises(InputError, match=r"^FAccT data folder .*gone is not a directory\.$"):
+        local_data_root(tmp_path / "gone", "RMVALUES_TEST_DATA", "FAccT data folder")
+    with pytest.raises(InputError, match=r"^--data .*gone is not a directory\.$"):
+        local_folder(get_dataset("big2-nouns"), tmp_path / "gone")

@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmvalues.errors import ChecksumError, FetchError
+from rmvalues.errors import ChecksumError, FetchError, InputError
 from rmvalues.io import atomic_path, sha256_file
 
 CACHE_ENV = "RMVALUES_CACHE"
@@ -42,6 +42,19 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def local_data_root(data_dir: str | Path | None, env: str, what: str) -> Path | None:
+    """The folder to read a local copy of released data from: ``data_dir``, else ``$env``; None
+    when neither is set (then the data are downloaded). An explicit ``data_dir`` that is not a
+    folder is refused, ``what`` naming it in the error."""
+    root = data_dir if data_dir is not None else os.environ.get(env)
+    if not root:
+        return None
+    root = Path(root).expanduser()
+    if data_dir is not None and not root.is_dir():
+        raise InputError(f"{what} {root} is not a directory.")
+    return root
 
 
 def _verify(path: Path, sha256: str, what: str) -> None:

@@ -8,7 +8,6 @@ from a local copy and are used as they are (the report says so).
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -75,12 +74,11 @@ def local_folder(dataset: ReleasedDataset, data_dir: str | Path | None) -> Path 
 
     Accepts the folder itself, a root holding ``<local_name>/``, or a clone of the repository.
     """
-    root = data_dir if data_dir is not None else os.environ.get(PAPER_DATA_ENV)
-    if not root:
+    from rmvalues.fetch import local_data_root
+
+    root = local_data_root(data_dir, PAPER_DATA_ENV, "--data")
+    if root is None:
         return None
-    root = Path(root).expanduser()
-    if data_dir is not None and not root.is_dir():
-        raise InputError(f"--data {root} is not a directory.")
     for candidate in (root / dataset.local_name, root / dataset.folder, root):
         if _holds(candidate, dataset):
             return candidate

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import tomllib
@@ -87,12 +86,11 @@ def git_blob_sha1(path: str | Path) -> str:
 
 
 def _local_copy(spec: ReleasedFile, data_dir: str | Path | None) -> Path | None:
-    root = data_dir if data_dir is not None else os.environ.get(FACCT_DATA_ENV)
-    if not root:
+    from rmvalues.fetch import local_data_root
+
+    root = local_data_root(data_dir, FACCT_DATA_ENV, "FAccT data folder")
+    if root is None:
         return None
-    root = Path(root).expanduser()
-    if data_dir is not None and not root.is_dir():
-        raise InputError(f"FAccT data folder {root} is not a directory.")
     tail = spec.path.split("/", 1)[1]
     for candidate in (root / spec.path, root / tail, root / spec.filename):
         if candidate.is_file():

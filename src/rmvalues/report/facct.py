@@ -17,6 +17,7 @@ from rmvalues.report.style import (
     DEFAULT_STYLE,
     FigureResult,
     FigureStyle,
+    despine,
     figure_context,
     save_figure,
 )
@@ -41,11 +42,6 @@ def _first_prompt(frame: pd.DataFrame, prompt_id: str | None) -> str:
     if prompt_id not in prompts:
         raise InputError(f"prompt {prompt_id!r} is not in the table (has {prompts}).")
     return prompt_id
-
-
-def _tidy(ax) -> None:
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
 
 
 def violins(runs: pd.DataFrame, *, prompt_id: str | None = None, style: FigureStyle = DEFAULT_STYLE,
@@ -77,7 +73,7 @@ def violins(runs: pd.DataFrame, *, prompt_id: str | None = None, style: FigureSt
         ax.set_xticklabels(models, rotation=45, ha="right")
         ax.set_ylabel("score (z within RM)")
         ax.set_title(prompt_id)
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     from scipy.stats import skew
 
@@ -104,7 +100,7 @@ def skewness(moments: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
         ax.set_yticklabels(wide.index)
         ax.set_xlabel("skewness of scores")
         ax.legend(frameon=False)
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     return FigureResult(name=stem, figure=fig, paths=paths, data=wide,
                         caption="Skewness of each RM's score distribution per prompt.")
@@ -163,7 +159,7 @@ def mds_map(mds: pd.DataFrame, *, prompt_id: str | None = None, style: FigureSty
         ax.set_ylabel("MDS 2")
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"{prompt_id} (stress {sel['stress'].iloc[0]:.3f})")
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     return FigureResult(name=stem, figure=fig, paths=paths, data=sel,
                         caption="Metric MDS of the RMs on 1 - Kendall tau-b (colour: base family).")
@@ -192,7 +188,7 @@ def rsa_bars(rsa: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
         ax.axhline(0, color="0.5", linewidth=0.6)
         ax.set_ylabel("Spearman rho with RM similarity")
         ax.legend(frameon=False)
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     return FigureResult(name=stem, figure=fig, paths=paths, data=wide,
                         caption="RSA of RM agreement with model features; * Mantel permutation p < 0.05.")
@@ -216,7 +212,7 @@ def _interval_figure(frame: pd.DataFrame, estimate: str, label_cols: Sequence[st
         ax.set_yticklabels([" | ".join(map(str, row)) for row in frame[list(label_cols)].itertuples(index=False)],
                            fontsize=style.font_size - 2)
         ax.set_xlabel(xlabel)
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     return FigureResult(name=stem, figure=fig, paths=paths, data=frame, caption=caption)
 
@@ -297,7 +293,7 @@ def rank_gap_bars(gaps: pd.DataFrame, *, prompt_id: str | None = None,
         ax.axvline(0, color="black", linewidth=0.6)
         ax.set_xlabel("median model rank minus human rank")
         ax.set_title(prompt_id)
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     return FigureResult(name=stem, figure=fig, paths=paths, data=sel,
                         caption="Largest human-vs-model rank gaps (> 0: humans rank the entity higher).")
@@ -329,7 +325,7 @@ def identity_ranks(identity: pd.DataFrame, *, prompt_id: str | None = None,
         ax.set_xlim(0, 1)
         ax.set_xlabel("percentile rank (1 = top), mean over RMs")
         ax.set_title(prompt_id)
-        _tidy(ax)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     return FigureResult(name=stem, figure=fig, paths=paths, data=agg,
                         caption="Identity terms vs frequency-matched random words (grey: null 95% band; "

@@ -33,6 +33,7 @@ from rmvalues.report.style import (
     DEFAULT_STYLE,
     FigureResult,
     FigureStyle,
+    despine,
     figure_context,
     save_figure,
 )
@@ -113,8 +114,7 @@ def figure2(
             ax.invert_yaxis()
             ax.set_ylabel(f"Median rank\n({framing} prompts)")
             ax.set_xlabel("")
-            for side in ("top", "right"):
-                ax.spines[side].set_visible(False)
+            despine(ax)
             top = blended_transform_factory(ax.transData, ax.transAxes)
             for x, category in enumerate(category_order):
                 label = stars.get((category, framing), "")

@@ -14,6 +14,7 @@ from rmvalues.report.style import (
     DEFAULT_STYLE,
     FigureResult,
     FigureStyle,
+    despine,
     figure_context,
     save_figure,
 )
@@ -45,8 +46,7 @@ def figure_a3(table: pd.DataFrame, *, style: FigureStyle = DEFAULT_STYLE,
         ax.set_yticks(y)
         ax.set_yticklabels(order)
         ax.set_xlabel("injected words vs controls (z on the control tokens)")
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        despine(ax)
     paths = save_figure(fig, out_dir, stem, style)
     caption = (f"Fig A3: for each metric, the injected words' mean score as a z-score on the "
                f"{int(table['n_control'].iloc[0]) if 'n_control' in table else 'other'} control "

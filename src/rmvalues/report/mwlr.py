@@ -26,6 +26,7 @@ from rmvalues.report.style import (
     FigureResult,
     FigureStyle,
     figure_context,
+    row_axis,
     save_figure,
 )
 
@@ -149,14 +150,9 @@ def figure3(
         ax.set_yticks(y)
         ax.set_yticklabels(wide["_label"], fontfamily="DejaVu Sans Mono",
                            fontsize=style.font_size - 1.5)
-        ax.set_ylim(-0.7, n - 0.3)
-        ax.tick_params(axis="y", length=0)
-        ax.grid(axis="x", linestyle="--", linewidth=0.4, alpha=0.4)
-        ax.set_axisbelow(True)
+        row_axis(ax, n)
         ax.set_xlabel(f"{metric_label} (positive: right-hand model prefers the token)")
         ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="0.8", handletextpad=0.2)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
     paths = save_figure(fig, out_dir, stem, style)
     prompts = f"prompt {prompt_id}" if prompt_id else (
         f"mean over {n_prompts} prompts" if n_prompts > 1 else "one prompt")

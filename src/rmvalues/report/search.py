@@ -17,6 +17,7 @@ from rmvalues.report.style import (
     FigureResult,
     FigureStyle,
     figure_context,
+    row_axis,
     save_figure,
 )
 
@@ -92,15 +93,10 @@ def search_figure(
                         fontfamily="DejaVu Sans Mono")
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=style.font_size - 1.5)
-        ax.set_ylim(-0.7, n - 0.3)
-        ax.tick_params(axis="y", length=0)
-        ax.grid(axis="x", linestyle="--", linewidth=0.4, alpha=0.4)
-        ax.set_axisbelow(True)
+        row_axis(ax, n)
         ax.set_xlabel("reward-model score")
         ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="0.8", handletextpad=0.2,
                   fontsize=style.font_size - 2)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
     paths = save_figure(fig, out_dir, stem, style)
     lengths = sorted(set(margins["length"]))
     mean_margin = float(np.nanmean(margins["margin"])) if margins["margin"].notna().any() else None

@@ -18,6 +18,7 @@ from rmvalues.errors import InputError
 from rmvalues.io import atomic_path
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 #: The paper's base-family colours (Gemma red, Llama blue, Qwen purple).
@@ -139,6 +140,22 @@ def family_label(family: str) -> str:
     """Display name of a base family: ``"gemma"`` -> ``"Gemma"`` (already-cased names kept)."""
     text = str(family)
     return text[:1].upper() + text[1:] if text.islower() else text
+
+
+def despine(ax: Axes) -> None:
+    """Hide the top and right spines, as the paper's figures do."""
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def row_axis(ax: Axes, n: int) -> None:
+    """Style a figure with one labelled row per ``y = 0 .. n-1`` (the lollipop figures): tight
+    y limits, no y ticks, a dashed x grid behind the data, despined."""
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", linestyle="--", linewidth=0.4, alpha=0.4)
+    ax.set_axisbelow(True)
+    despine(ax)
 
 
 @contextlib.contextmanager

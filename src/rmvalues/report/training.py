@@ -23,6 +23,7 @@ from rmvalues.report.style import (
     DEFAULT_STYLE,
     FigureResult,
     FigureStyle,
+    despine,
     family_label,
     figure_context,
     save_figure,
@@ -277,8 +278,7 @@ def figure5(
             n_rose = int((rows["direction"] == "rose").sum())
             if 0 < n_rose < len(rows):
                 ax.axhline(n_rose - 0.5, color="0.7", linewidth=0.5, linestyle="--")
-            for side in ("top", "right"):
-                ax.spines[side].set_visible(False)
+            despine(ax)
             # Each note sits in the empty half of its group: rises are positive, falls negative.
             lo, hi = ax.get_xlim()
             note = {"ha": "center", "va": "center", "fontsize": style.font_size - 1,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rmvalues.errors import InputError
 from rmvalues.runs.options import Options, about
+from rmvalues.training.schedule import CheckpointSchedule
 
 if TYPE_CHECKING:  # pragma: no cover
     from peft import LoraConfig
@@ -123,6 +124,12 @@ class TrainConfig:
         import torch
 
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+    def checkpoint_schedule(self) -> CheckpointSchedule:
+        """The steps to save at, from the ``checkpoint_*`` settings (every objective uses it)."""
+        return CheckpointSchedule(powers_of_two=self.checkpoint_powers_of_two,
+                                  every=self.checkpoint_every,
+                                  include_last=self.checkpoint_last)
 
     def lora_config(self) -> LoraConfig:
         from peft import LoraConfig, TaskType

@@ -188,7 +188,6 @@ def train_grm_reward_model(
     from rmvalues.training.config import TrainConfig
     from rmvalues.training.data import load_preference_data
     from rmvalues.training.pad import apply_pad_policy
-    from rmvalues.training.schedule import CheckpointSchedule
     from rmvalues.training.trainer import (
         CHECKPOINT_PREFIX,
         MANIFEST_NAME,
@@ -239,9 +238,7 @@ def train_grm_reward_model(
         warmup = max(1, int(config.warmup_ratio * total))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup))
-        schedule = CheckpointSchedule(powers_of_two=config.checkpoint_powers_of_two,
-                                      every=config.checkpoint_every,
-                                      include_last=config.checkpoint_last)
+        schedule = config.checkpoint_schedule()
         save_at = set(schedule.steps(total))
         fields = {"objective": "grm", "grm": settings.__dict__, "base": base.to_dict(), "pad": pad,
                   "config": config.to_dict(), "data": pairs.provenance(),

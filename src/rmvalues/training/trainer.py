@@ -358,9 +358,7 @@ def _train(base: BaseModel, data: Any, out: Path, config: TrainConfig, *, every:
     peft_model.peft_config["default"].base_model_name_or_path = ""
     if device:
         peft_model.to(device)
-    schedule = CheckpointSchedule(powers_of_two=config.checkpoint_powers_of_two,
-                                  every=config.checkpoint_every,
-                                  include_last=config.checkpoint_last)
+    schedule = config.checkpoint_schedule()
     callback = _CheckpointCallback(out, schedule, fields, tokenizer, pad, interrupt_after)
     args = config.reward_config(out, use_cpu=device == "cpu")
     trainer = RewardTrainer(model=peft_model, args=args, train_dataset=data.to_dataset(),

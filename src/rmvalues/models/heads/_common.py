@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from rmvalues.errors import ModelError
+from rmvalues.models.heads.base import RewardHead
 
 # "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n" in the Llama-3 / 3.1 tokenizer: the
 # pattern ArmoRM and QRM-Llama search for (modeling_custom.py, `token_pattern`).
@@ -118,3 +120,46 @@ def find_gating_position(head: str, ids: Sequence[int], pattern: Sequence[int]) 
             "user turn and the assistant header), or set `gating_token_pattern` in the config."
         )
     return position
+
+
+class PromptGatedHead(RewardHead):
+    """What ArmoRM and QRM share: per-objective rewards from ``regression_layer``, weighted by a
+    gating MLP (``gating``) of the prompt state read at the last gating ``pattern``.
+
+    Subclasses set ``display_name``, build ``pattern``, ``regression_layer`` and ``gating``, and
+    implement :meth:`objective_rewards`.
+    """
+
+    needs_prompt_state: ClassVar[bool] = True
+    state_dict_prefixes: ClassVar[tuple[str, ...]] = (
+        "regression_layer.",
+        "reward_transform_matrix",
+        "gating.",
+    )
+    #: The head's name in error messages.
+    display_name: ClassVar[str]
+    pattern: tuple[int, ...]
+    regression_layer: nn.Linear
+    gating: nn.Module
+
+    def prompt_position(self, prefix_ids: Sequence[int]) -> int:
+        return find_gating_position(self.display_name, prefix_ids, self.pattern)
+
+    def gate(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
+        """Objective weights ``[B, O]`` from the prompt state (compute once per prompt)."""
+        return self.gating(cast_like(prompt_hidden, self.regression_layer.weight))
+
+    def objective_rewards(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """Per-objective rewards ``[B, O]`` that the gate weights."""
+        raise NotImplementedError
+
+    def forward(
+        self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if prompt_hidden is None:
+            raise ModelError(
+                f"{self.display_name} head needs the prompt state (hidden state at prompt_position)"
+            )
+        rewards = self.objective_rewards(last_hidden)
+        # a single prompt state [1, H] broadcasts over a batch of candidates of the same prompt
+        return (self.gate(prompt_hidden) * rewards).sum(dim=-1)

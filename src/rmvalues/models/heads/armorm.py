@@ -32,16 +32,15 @@ from torch import nn
 
 from rmvalues.errors import ModelError
 from rmvalues.models.heads._common import (
+    PromptGatedHead,
     cast_like,
     config_value,
-    find_gating_position,
     gating_pattern_for,
     indices,
     load_exact,
     require,
     select,
 )
-from rmvalues.models.heads.base import RewardHead
 
 
 class ArmoGating(nn.Module):
@@ -65,18 +64,13 @@ class ArmoGating(nn.Module):
         return F.softmax(x / self.temperature, dim=-1) * self.logit_scale[0]
 
 
-class ArmoRMHead(RewardHead):
+class ArmoRMHead(PromptGatedHead):
     """ArmoRM's gated multi-objective head (real keys: ``regression_layer.weight``,
     ``reward_transform_matrix``, ``gating.logit_scale``, ``gating.layers.{i}.weight|bias``)."""
 
     head_type: ClassVar[str] = "armorm"
+    display_name: ClassVar[str] = "ArmoRM"
     score_definition: ClassVar[str] = "sum(gate * transformed objective rewards)"
-    needs_prompt_state: ClassVar[bool] = True
-    state_dict_prefixes: ClassVar[tuple[str, ...]] = (
-        "regression_layer.",
-        "reward_transform_matrix",
-        "gating.",
-    )
 
     def __init__(self, hidden_size: int, gating_sizes: Sequence[int], temperature: float,
                  pattern: Sequence[int]):
@@ -87,21 +81,10 @@ class ArmoRMHead(RewardHead):
         self.reward_transform_matrix = nn.Parameter(torch.eye(objectives), requires_grad=False)
         self.gating = ArmoGating([hidden_size, *gating_sizes], temperature)
 
-    def prompt_position(self, prefix_ids: Sequence[int]) -> int:
-        return find_gating_position("ArmoRM", prefix_ids, self.pattern)
-
-    def gate(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
-        """Objective weights ``[B, O]`` from the prompt state (compute once per prompt)."""
-        return self.gating(cast_like(prompt_hidden, self.regression_layer.weight))
-
-    def forward(
-        self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if prompt_hidden is None:
-            raise ModelError("ArmoRM head needs the prompt state (hidden state at prompt_position)")
-        rewards = self.regression_layer(cast_like(last_hidden, self.regression_layer.weight)) @ self.reward_transform_matrix
-        # a single prompt state [1, H] broadcasts over a batch of candidates of the same prompt
-        return (self.gate(prompt_hidden) * rewards).sum(dim=-1)
+    def objective_rewards(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """Per-objective rewards ``[B, O]``, transformed by ``reward_transform_matrix``."""
+        rewards = self.regression_layer(cast_like(last_hidden, self.regression_layer.weight))
+        return rewards @ self.reward_transform_matrix
 
     @classmethod
     def from_checkpoint(cls, config: object, state_dict: Mapping[str, torch.Tensor]) -> ArmoRMHead:
@@ -145,7 +128,3 @@ class ArmoRMHead(RewardHead):
             out[f"gating.layers.{i}.weight"] = torch.randn(b, a, generator=g) * (2.0 / a) ** 0.5
             out[f"gating.layers.{i}.bias"] = 0.1 * torch.randn(b, generator=g)
         return out
-
-    @classmethod
-    def random_init(cls, config: object, seed: int = 0) -> ArmoRMHead:
-        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

@@ -9,7 +9,7 @@ the hidden state at ``prompt_position(prefix_ids)``, computed once per prompt fr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import torch
 from torch import nn
@@ -54,3 +54,15 @@ class RewardHead(nn.Module):
     ) -> RewardHead:  # pragma: no cover - interface
         """Build the head from the model config and the head's tensors (real checkpoint key names)."""
         raise NotImplementedError
+
+    @classmethod
+    def random_state_dict(
+        cls, config: object, seed: int = 0
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
+        """A random state dict with the real checkpoint's keys (heads with a test double only)."""
+        raise NotImplementedError(f"{cls.__name__} has no random_state_dict")
+
+    @classmethod
+    def random_init(cls, config: object, seed: int = 0) -> Self:
+        """A head with random weights, built through the same checkpoint loader as real weights."""
+        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

@@ -108,7 +108,3 @@ class GRMValueHead(RewardHead):
             out[f"v_head.summary.{2 * n}.weight"] = torch.randn(b, a, generator=g) / a**0.5
             out[f"v_head.summary.{2 * n}.bias"] = 0.1 * torch.randn(b, generator=g)
         return out
-
-    @classmethod
-    def random_init(cls, config: object, seed: int = 0) -> GRMValueHead:
-        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

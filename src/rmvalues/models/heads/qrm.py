@@ -40,16 +40,15 @@ from torch import nn
 
 from rmvalues.errors import ModelError
 from rmvalues.models.heads._common import (
+    PromptGatedHead,
     cast_like,
     config_value,
-    find_gating_position,
     gating_pattern_for,
     indices,
     load_exact,
     require,
     select,
 )
-from rmvalues.models.heads.base import RewardHead
 
 
 def _layer_kinds(tensors: Mapping[str, torch.Tensor]) -> list[str]:
@@ -111,19 +110,14 @@ class QuantileGating(nn.Module):
         return F.softmax(x / self.temperature, dim=-1) * self.logit_scale[0]
 
 
-class QRMHead(RewardHead):
+class QRMHead(PromptGatedHead):
     """QRM's gated quantile head (real keys: ``regression_layer.weight``, ``gating.logit_scale``,
     ``gating.layers.{i}.*`` incl. BatchNorm statistics, and ``reward_transform_matrix`` where the
     checkpoint has one)."""
 
     head_type: ClassVar[str] = "qrm"
+    display_name: ClassVar[str] = "QRM"
     score_definition: ClassVar[str] = "sum(gate * mean over quantiles of each objective)"
-    needs_prompt_state: ClassVar[bool] = True
-    state_dict_prefixes: ClassVar[tuple[str, ...]] = (
-        "regression_layer.",
-        "reward_transform_matrix",
-        "gating.",
-    )
 
     def __init__(self, hidden_size: int, num_quantiles: int, gating: QuantileGating,
                  transform: bool, pattern: Sequence[int]):
@@ -138,27 +132,13 @@ class QRMHead(RewardHead):
             self.register_parameter("reward_transform_matrix", None)
         self.gating = gating
 
-    def prompt_position(self, prefix_ids: Sequence[int]) -> int:
-        return find_gating_position("QRM", prefix_ids, self.pattern)
-
-    def gate(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
-        """Objective weights ``[B, O]`` from the prompt state (compute once per prompt)."""
-        return self.gating(cast_like(prompt_hidden, self.regression_layer.weight))
-
-    def expected_rewards(self, last_hidden: torch.Tensor) -> torch.Tensor:
+    def objective_rewards(self, last_hidden: torch.Tensor) -> torch.Tensor:
         """Per-objective expected reward ``[B, O]``: the mean over quantiles, transformed."""
         quantiles = self.regression_layer(cast_like(last_hidden, self.regression_layer.weight))
         expected = quantiles.reshape(-1, self.num_objectives, self.num_quantiles).mean(dim=-1)
         if self.reward_transform_matrix is not None:
             expected = expected @ self.reward_transform_matrix
         return expected
-
-    def forward(
-        self, last_hidden: torch.Tensor, prompt_hidden: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if prompt_hidden is None:
-            raise ModelError("QRM head needs the prompt state (hidden state at prompt_position)")
-        return (self.gate(prompt_hidden) * self.expected_rewards(last_hidden)).sum(dim=-1)
 
     @classmethod
     def from_checkpoint(cls, config: object, state_dict: Mapping[str, torch.Tensor]) -> QRMHead:
@@ -246,7 +226,3 @@ class QRMHead(RewardHead):
             2.0 / fan_in) ** 0.5
         out[f"gating.layers.{i}.bias"] = 0.1 * torch.randn(objectives, generator=g)
         return out
-
-    @classmethod
-    def random_init(cls, config: object, seed: int = 0) -> QRMHead:
-        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

@@ -142,7 +142,3 @@ class URMHead(RewardHead):
             out[f"weights.fc.{2 * n}.weight"] = torch.randn(b, a, generator=g) / a**0.5
             out[f"weights.fc.{2 * n}.bias"] = 0.1 * torch.randn(b, generator=g)
         return out
-
-    @classmethod
-    def random_init(cls, config: object, seed: int = 0) -> URMHead:
-        return cls.from_checkpoint(config, cls.random_state_dict(config, seed))

@@ -240,14 +240,19 @@ def test_gguf_is_dequantised_once_and_read_back_identically(tmp_path, monkeypatc
     from transformers import AutoModelForCausalLM
 
     from rmvalues.assets import asset_path, is_fetched
-    from rmvalues.models.gguf_cache import COMPLETE, dequantised_folder
+    from rmvalues.io import sha256_file
+    from rmvalues.models.gguf_cache import COMPLETE, dequantised_folder, gguf_sha256
 
     if not is_fetched("smollm2-135m-instruct"):
         pytest.skip("the bundled SmolLM2 asset is not fetched (rmvalues assets fetch)")
     folder, name = asset_path("smollm2-135m-instruct"), "SmolLM2-135M-Instruct.Q4_1.gguf"
     monkeypatch.setenv("RMVALUES_CACHE", str(tmp_path / "cache"))  # the de-quantised copy only
     cached = dequantised_folder(folder, name)
-    assert (cached / COMPLETE).is_file() and not list(cached.parent.glob("*.partial"))
+    assert (cached / COMPLETE).is_file() and not list(cached.parent.glob(".*"))
+    # a complete model folder: later loads read config and tokenizer here too, never the GGUF
+    assert {"config.json", "tokenizer.json", "chat_template.jinja"} <= {
+        p.name for p in cached.iterdir()}
+    assert gguf_sha256(folder, name) == sha256_file(folder / name)  # provenance: the GGUF's
     before = (cached / "model.safetensors").stat().st_mtime_ns
     assert dequantised_folder(folder, name) == cached  # the second load reads, never rewrites
     assert (cached / "model.safetensors").stat().st_mtime_ns == before

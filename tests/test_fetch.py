@@ -137,3 +137,35 @@ def test_local_data_root_argument_then_environment(tmp_path: Path, monkeypatch) 
         local_data_root(tmp_path / "gone", "RMVALUES_TEST_DATA", "FAccT data folder")
     with pytest.raises(InputError, match=r"^--data .*gone is not a directory\.$"):
         local_folder(get_dataset("big2-nouns"), tmp_path / "gone")
+
+
+def test_cached_folder_is_built_once_and_a_failed_build_leaves_nothing(tmp_path: Path) -> None:
+    """Derived caches (built tokenizers, de-quantised GGUF models) appear whole or not at all."""
+    from rmvalues.io import cached_folder
+
+    builds: list[Path] = []
+
+    def build(out: Path) -> None:
+        builds.append(out)
+        (out / "config.json").write_text("{}", "utf-8")
+
+    target = tmp_path / "cache" / "model-abc"
+    assert cached_folder(target, build, marker="done") == target
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "done"]
+    assert cached_folder(target, build, marker="done") == target and len(builds) == 1
+    assert builds[0] != target and not builds[0].exists()  # built aside, then renamed
+
+    def broken(out: Path) -> None:
+        (out / "half.safetensors").write_bytes(b"x")
+        raise RuntimeError("killed mid-build")
+
+    other = tmp_path / "cache" / "model-def"
+    with pytest.raises(RuntimeError, match="killed mid-build"):
+        cached_folder(other, broken)
+    assert sorted(p.name for p in other.parent.iterdir()) == ["model-abc"]  # no half folder
+    # a stale folder without its marker (an older layout) is rebuilt, not trusted
+    stale = tmp_path / "cache" / "model-ghi"
+    stale.mkdir()
+    (stale / "leftover").write_text("old", "utf-8")
+    assert sorted(p.name for p in cached_folder(stale, build).iterdir()) == [".complete",
+                                                                           "config.json"]

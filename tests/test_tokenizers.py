@@ -4,6 +4,7 @@ SentencePiece model itself and the official Jinja templates rendered directly.""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import jinja2
 import pytest
@@ -208,3 +209,47 @@ def test_load_tokenizer_from_a_gguf_file() -> None:
                                    add_generation_prompt=True)
     assert f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n" in text
     assert tok.decode(tok.encode(PROMPT, add_special_tokens=False)) == PROMPT
+
+
+GGUF_MODELS = [("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+               ("gemma3-270m", "gemma-3-270m-q4_k_m.gguf")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("asset", "gguf"), GGUF_MODELS)
+def test_gguf_tokenizer_from_the_cache_folder_equals_the_gguf_one(asset: str, gguf: str) -> None:
+    """Loads read the tokenizer from the de-quantised cache folder, not the GGUF: it must give the
+    same vocabulary, ids, special tokens and chat-template rendering as transformers' GGUF reader."""
+    from transformers import AutoTokenizer
+
+    from rmvalues.assets import is_fetched
+    from rmvalues.models.gguf_cache import dequantised_folder
+
+    if not is_fetched(asset):
+        pytest.skip(f"the bundled {asset} asset is not fetched (rmvalues assets fetch)")
+    folder = asset_path(asset)
+    direct = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf)  # the reference path
+    loaded = load_tokenizer(folder, gguf_file=gguf)
+    assert Path(loaded.name_or_path) == dequantised_folder(folder, gguf)  # not the GGUF file
+    assert len(loaded) == len(direct) and loaded.get_vocab() == direct.get_vocab()
+    for attr in ("bos_token", "eos_token", "pad_token", "unk_token", "all_special_ids"):
+        assert getattr(loaded, attr) == getattr(direct, attr), attr
+    texts = [PROMPT, " leading space,  double  spaces\tand tabs\n\nnew lines", "Ünïcödé – 日本語 🙂",
+             "<|im_start|>user\nspecial tokens in text<|im_end|>", "<bos>x<eos> 12345 + 0.5e-3"]
+    for text in texts:
+        for special in (True, False):
+            ids = direct(text, add_special_tokens=special)["input_ids"]
+            assert loaded(text, add_special_tokens=special)["input_ids"] == ids, (text, special)
+            assert loaded.decode(ids) == direct.decode(ids)
+    assert loaded.chat_template == direct.chat_template
+    if direct.chat_template is None:  # a pretrained model's GGUF has none: nothing to render
+        return
+    chat = [{"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": PROMPT}, {"role": "assistant", "content": "Love."},
+            {"role": "user", "content": "And the worst?"}]
+    for generation in (True, False):
+        rendered = direct.apply_chat_template(chat, tokenize=False, add_generation_prompt=generation)
+        assert loaded.apply_chat_template(chat, tokenize=False,
+                                          add_generation_prompt=generation) == rendered
+        assert (loaded.apply_chat_template(chat, add_generation_prompt=generation)
+                == direct.apply_chat_template(chat, add_generation_prompt=generation))

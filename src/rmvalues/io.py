@@ -17,7 +17,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rmvalues.errors import StoreError
@@ -86,6 +86,34 @@ _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _HELD: dict[Path, list] = {}
 #: A lock file this old whose content cannot be read is taken as left by a crash.
 _UNREADABLE_LOCK_STALE_S = 30.0
+
+
+def cached_folder(target: str | Path, build: Callable[[Path], None], marker: str = ".complete",
+                  ) -> Path:
+    """``target``, built once by ``build(empty folder)`` and renamed into place with ``marker``.
+
+    For derived caches (built tokenizers, de-quantised models): a killed build leaves only a hidden
+    temporary folder, never a ``target`` without its marker, and two processes building at once
+    both end with one complete ``target`` (the loser's copy is discarded).
+    """
+    target = Path(target)
+    if (target / marker).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        build(tmp)
+        (tmp / marker).touch()
+        try:
+            os.replace(tmp, target)
+        except OSError:  # a concurrent builder won the race (or a stale partial folder is there)
+            if not (target / marker).is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def is_disk_full(exc: BaseException) -> bool:

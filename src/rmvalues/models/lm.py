@@ -71,7 +71,7 @@ def load_causal_lm(
     """
     from transformers import AutoModelForCausalLM
 
-    from rmvalues.io import sha256_file
+    from rmvalues.models.gguf_cache import gguf_sha256
     from rmvalues.models.loading import load_weights, resolve_model
     from rmvalues.models.validate import check_config_json
     from rmvalues.runs.options import LogprobOptions
@@ -116,5 +116,5 @@ def load_causal_lm(
         source=str(path) if local else str(model), config=lm.config,
         trust_remote_code=trust_remote_code, device=device, device_map=device_map,
         gguf_file=gguf_file,
-        gguf_sha256=sha256_file(path / gguf_file) if local and gguf_file else None, extra=extra)
+        gguf_sha256=gguf_sha256(path, gguf_file) if local and gguf_file else None, extra=extra)
     return LoadedLM(model=lm, tokenizer=tokenizer, name=source.name, record=record)

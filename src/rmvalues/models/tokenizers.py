@@ -13,10 +13,8 @@ transformers is imported lazily: importing this module is cheap.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +67,18 @@ def load_tokenizer(
 
     ``trust_remote_code`` is passed through only as given: custom tokenizer code never runs unasked.
     ``local_files_only`` forbids the network for hub ids (only the local HF cache is used);
-    ``gguf_file`` reads the tokenizer embedded in that GGUF file of the folder or repo.
+    ``gguf_file`` reads the tokenizer embedded in that GGUF file of the folder or repo; for a
+    folder, from the GGUF's de-quantised cache folder (parsing GGUF metadata takes seconds to a
+    minute, so it happens once per file, not on every load).
     """
     from transformers import AutoTokenizer
 
     template = read_chat_template(chat_template) if chat_template is not None else None
     path = Path(model).expanduser()
+    if path.is_dir() and gguf_file:
+        from rmvalues.models.gguf_cache import dequantised_folder
+
+        path, gguf_file = dequantised_folder(path, gguf_file), None
     if path.is_dir():
         source, local = str(path), True
     elif not is_hub_id(model):
@@ -190,28 +194,15 @@ def _built_dir(bundle: _Bundled) -> Path:
     """The loadable folder for a bundled tokenizer, built once into the cache (atomically)."""
     from rmvalues.assets import asset_path, get_asset
     from rmvalues.fetch import cache_dir
-    from rmvalues.io import sha256_bytes
+    from rmvalues.io import cached_folder, sha256_bytes
 
     asset_dir = asset_path(bundle.asset)
     if bundle.build is None:
         return asset_dir
     digest = sha256_bytes("".join(sorted(get_asset(bundle.asset).outputs.values())).encode())[:12]
     target = cache_dir("tokenizers") / f"{bundle.asset}-{digest}-v{_BUILD_VERSION}"
-    if (target / ".complete").exists():
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        bundle.build(asset_dir, tmp)
-        (tmp / ".complete").touch()
-        try:
-            os.replace(tmp, target)
-        except OSError:  # a concurrent builder won the race (or a stale partial folder is there)
-            if not (target / ".complete").exists():
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    build = bundle.build
+    return cached_folder(target, lambda tmp: build(asset_dir, tmp))
 
 
 _LOADED: dict[str, PreTrainedTokenizerBase] = {}

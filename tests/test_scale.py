@@ -236,7 +236,8 @@ def test_cli_plan_and_score_with_executor(tmp_path, capsys):
 
 #: What only `rmvalues score`'s own manifest records (how this process ran), besides the fields
 #: every run's table records (:func:`rmvalues.runs.keys.run_manifest_fields`).
-SCORE_ONLY = {"batch_size", "determinism", "special_token_ids", "verify", "truncated_candidates"}
+SCORE_ONLY = {"batch_size", "max_batch_tokens", "attention", "determinism", "special_token_ids",
+              "verify", "truncated_candidates"}
 #: What only the executors' merge records.
 MERGE_ONLY = {"executor", "paper_compatible", "shard_size", "token_forwards"}
 

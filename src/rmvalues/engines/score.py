@@ -36,7 +36,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
@@ -53,6 +53,8 @@ log = logging.getLogger("rmvalues.engines")
 
 EngineMode = Literal["auto", "prefix", "full"]
 Attention = Literal["shared", "expand"]
+#: The prefix path's attentions (:func:`resolve_attention`), as a tuple for checks.
+ATTENTIONS: tuple[str, ...] = get_args(Attention)
 ProgressCallback = Callable[[int], None]
 
 
@@ -86,8 +88,8 @@ def resolve_attention(rm: RewardModel, attention: Attention | None) -> Attention
 
     from rmvalues.engines.shared_prefix import supports_shared_attention
 
-    if attention not in (None, "shared", "expand"):
-        raise InputError(f"unknown attention {attention!r}; use shared or expand")
+    if attention is not None and attention not in ATTENTIONS:
+        raise InputError(f"unknown attention {attention!r}; use {' or '.join(ATTENTIONS)}")
     if attention is None:
         attention = "shared" if rm.dtype == torch.float32 else "expand"
     config = getattr(getattr(rm, "backbone", None), "config", None)

@@ -107,8 +107,12 @@ class ScoreOptions(Options):
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise InputError(f"--max-batch-tokens must be at least 1 (got "
                              f"{self.max_batch_tokens}); omit it for the default")
-        if self.attention not in (None, "shared", "expand"):
-            raise InputError(f"unknown --attention {self.attention!r}; use shared or expand")
+        if self.attention is not None:
+            from rmvalues.engines.score import ATTENTIONS
+
+            if self.attention not in ATTENTIONS:
+                raise InputError(f"unknown --attention {self.attention!r}; use "
+                                 f"{' or '.join(ATTENTIONS)}")
         if self.truncate_candidates and self.backend != "engine":
             raise InputError(f"--truncate-candidates needs the engine backend (got "
                              f"{self.backend!r}); shorten the candidates instead")

@@ -106,3 +106,20 @@ def test_verify_against_engine_fails_loudly():
         verify_against_engine([1.0, 2.0], [1.0, 2.5], tolerance=1e-2)
     with pytest.raises(ScoreError, match="cannot compare"):
         verify_against_engine([1.0], [1.0, 2.0], tolerance=1)
+
+
+def test_score_with_the_vllm_backend_writes_its_table(tmp_path, monkeypatch):
+    """`score(backend="vllm")` in one process: the run's manifest records no engine batching (vLLM
+    batches for itself) instead of failing after every shard was scored."""
+    from rmvalues.engines.vllm import VllmScorer, make_vllm_engine
+
+    llm = ReferenceLLM(tiny_rm("llama"))
+    monkeypatch.setattr(VllmScorer, "build", staticmethod(
+        lambda spec, rm, llm_=None: make_vllm_engine(spec, rm, llm=llm)))
+    result = score(str(tiny_rm_dir("llama")), PROMPTS, "vocab:0-49", tmp_path / "vllm",
+                   device="cpu", dtype="float32", backend="vllm")
+    engine = score(tiny_rm("llama"), PROMPTS, "vocab:0-49", tmp_path / "engine")
+    assert verify_against_engine(result.table["score"], engine.table["score"], tolerance=1e-4) < 1e-4
+    assert {k: result.manifest[k] for k in ("engine", "batch_size", "max_batch_tokens",
+                                            "attention")} == {
+        "engine": "vllm", "batch_size": None, "max_batch_tokens": None, "attention": None}

@@ -122,12 +122,13 @@ def score(
                                      tolerance=verify_tolerance,
                                      paper_compatible=spec.paper_compatible)
     elapsed = time.perf_counter() - started
+    runner = getattr(worker.engine, "runner", None)  # the vLLM backend batches for itself
     fields = {
         **run_manifest_fields(plan.context),
         "special_token_ids": ([t for t, s in zip(cands.token_ids, cands.special) if s]
                               if cands.special else []),
-        "batch_size": worker.engine.runner.batch_size,
-        "max_batch_tokens": worker.engine.runner.max_tokens,
+        "batch_size": runner.batch_size if runner else None,
+        "max_batch_tokens": runner.max_tokens if runner else None,
         "attention": getattr(worker.engine, "attention", None),
         "determinism": _determinism(),
         "shard_keys": ({u.prompt_id: u.key for u in plan.units} if spec.shard_size is None
